@@ -1,0 +1,34 @@
+# `make run` sets everything up and runs the study on the embedded synthetic dataset;
+# `make test` sets everything up and runs the tests. Both start from a fresh clone.
+VENV := .venv
+BIN := $(VENV)/bin
+SNAKEMAKE := $(BIN)/snakemake
+
+.PHONY: setup run demo report test lint clean
+
+setup: $(VENV)/installed.stamp
+
+$(VENV)/installed.stamp: requirements.txt requirements-dev.txt pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+# The full study with the seeds' settings (a GPU is strongly advised).
+run: setup
+	$(SNAKEMAKE) --profile profiles/local
+
+# The whole DAG on a CPU in minutes: small data, few epochs, small filters.
+demo: setup
+	$(SNAKEMAKE) --profile profiles/cpu-demo
+
+report: setup
+	$(SNAKEMAKE) --profile profiles/local --report results/report.html
+
+test: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
+
+clean:
+	rm -rf results/data results/models results/training results/predictions \
+		results/postprocessed results/scores results/checkpoints logs benchmarks .snakemake

@@ -1,0 +1,158 @@
+"""Reading the course-format npz with validation, and writing outputs atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from marsseg import IMAGE_HEIGHT, IMAGE_WIDTH, NUM_CLASSES
+from marsseg.errors import InputError
+
+COURSE_KEYS = ("training_set", "test_set")
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+
+    A failure leaves neither a half-written file nor the temporary one behind.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{target.stem}.", suffix=target.suffix or ".tmp", dir=target.parent
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_arrays(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """Save arrays to an uncompressed npz, atomically and byte-identically for identical input."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        # np.savez writes zip entries with a fixed timestamp, so equal arrays give equal bytes.
+        np.savez(handle, allow_pickle=False, **arrays)
+
+
+def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Load every array of an npz written by `save_arrays` (never unpickles)."""
+    with np.load(path, allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
+def save_json(path: str | os.PathLike, obj) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def load_json(path: str | os.PathLike):
+    return json.loads(Path(path).read_text())
+
+
+def _check_numeric(name: str, array: np.ndarray) -> None:
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise InputError(
+            f"'{name}' has dtype {array.dtype}, which is not numeric. "
+            "Fix: store images and masks as integer or float arrays (the course file uses float64)."
+        )
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        bad = int(np.count_nonzero(~np.isfinite(array)))
+        raise InputError(
+            f"'{name}' holds {bad} NaN or infinite values. "
+            "Fix: repair or drop those images before running the workflow."
+        )
+
+
+def validate_images(name: str, images: np.ndarray) -> np.ndarray:
+    """Check grey images are finite and within 0-255; return them as uint8."""
+    _check_numeric(name, images)
+    low, high = float(images.min(initial=0)), float(images.max(initial=0))
+    if low < 0 or high > 255:
+        raise InputError(
+            f"'{name}' has grey levels from {low:g} to {high:g}, outside 0-255. "
+            "Fix: give 8-bit grey levels (0-255), as in the course file; do not pre-normalise."
+        )
+    return np.rint(images).astype(np.uint8)
+
+
+def validate_masks(name: str, masks: np.ndarray) -> np.ndarray:
+    """Check masks hold integer labels 0-4; return them as uint8."""
+    _check_numeric(name, masks)
+    if masks.size and (masks.min() < 0 or masks.max() > NUM_CLASSES - 1):
+        raise InputError(
+            f"'{name}' has labels from {masks.min():g} to {masks.max():g}, outside 0-4 "
+            "(0 background, 1 soil, 2 bedrock, 3 sand, 4 big rock). "
+            "Fix: map your labels to 0-4."
+        )
+    if np.issubdtype(masks.dtype, np.floating) and not np.array_equal(masks, np.rint(masks)):
+        raise InputError(
+            f"'{name}' has non-integer labels. Fix: masks must hold whole numbers 0-4."
+        )
+    return masks.astype(np.uint8)
+
+
+def load_course_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Load and validate a file in the layout of the course's `mars_for_students.npz`.
+
+    Returns uint8 arrays: `train_images` and `train_masks` (N, 64, 128), `test_images` (M, 64, 128).
+    Raises InputError naming the problem and the fix.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(
+            f"raw data file '{path}' does not exist. Fix: set `raw_data` in config.yaml to the path "
+            "of mars_for_students.npz, or to `synthetic` for the embedded synthetic dataset."
+        )
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
+        raise InputError(
+            f"'{path}' is not a readable npz file ({error}). "
+            "Fix: point `raw_data` at the course file mars_for_students.npz."
+        ) from error
+    with data:
+        missing = [key for key in COURSE_KEYS if key not in data.files]
+        if missing:
+            raise InputError(
+                f"'{path}' lacks the key(s) {missing}; it has {sorted(data.files)}. "
+                "Fix: the file needs 'training_set' (N, 2, 64, 128) and 'test_set' (M, 64, 128), "
+                "as in the course's mars_for_students.npz."
+            )
+        try:
+            training_set = data["training_set"]
+            test_set = data["test_set"]
+        except ValueError as error:  # object arrays need pickle, which we refuse
+            raise InputError(
+                f"'{path}' holds object arrays ({error}). Fix: store plain numeric arrays."
+            ) from error
+    expected_train = (2, IMAGE_HEIGHT, IMAGE_WIDTH)
+    if training_set.ndim != 4 or training_set.shape[1:] != expected_train:
+        raise InputError(
+            f"'training_set' has shape {training_set.shape}; expected (N, 2, 64, 128) with "
+            "[:, 0] the images and [:, 1] the masks. Fix: stack image and mask pairs that way."
+        )
+    if test_set.ndim != 3 or test_set.shape[1:] != (IMAGE_HEIGHT, IMAGE_WIDTH):
+        raise InputError(
+            f"'test_set' has shape {test_set.shape}; expected (M, 64, 128). "
+            "Fix: store the test images as a stack of 64x128 grey images."
+        )
+    if len(training_set) == 0:
+        raise InputError(
+            "'training_set' holds no images. Fix: give at least a few labelled images."
+        )
+    return {
+        "train_images": validate_images("training_set[:, 0] (images)", training_set[:, 0]),
+        "train_masks": validate_masks("training_set[:, 1] (masks)", training_set[:, 1]),
+        "test_images": validate_images("test_set", test_set),
+    }

@@ -1,0 +1,66 @@
+"""Prediction: the mean softmax of a variant's members (optionally over the 4 flips), reduced to the
+two label maps post-processing needs: argmax over all classes and argmax over classes 1-4."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from marsseg.training import images_to_input
+
+
+def _flip(batch: np.ndarray, flip: int) -> np.ndarray:
+    """flip 0: none, 1: left-right, 2: up-down, 3: both (an involution on (N, H, W, C))."""
+    if flip & 1:
+        batch = batch[:, :, ::-1]
+    if flip & 2:
+        batch = batch[:, ::-1]
+    return batch
+
+
+def mean_probabilities(models, images: np.ndarray, batch_size: int, tta: bool) -> np.ndarray:
+    """Mean class probabilities (N, H, W, C) of the models, over flips too when `tta`."""
+    x = images_to_input(images)
+    flips = range(4) if tta else range(1)
+    total = None
+    for model in models:
+        for flip in flips:
+            p = _flip(model.predict(_flip(x, flip), batch_size=batch_size, verbose=0), flip)
+            total = p if total is None else total + p
+    return total / (len(models) * len(flips))
+
+
+def predict_labels(
+    models, images: np.ndarray, batch_size: int, tta: bool = False, chunk: int = 1024
+) -> dict[str, np.ndarray]:
+    """Label maps (uint8, N x 64 x 128) `labels` (argmax over 0-4) and `labels_no_background`
+    (argmax over 1-4), computed chunk by chunk so memory stays flat on the 10022 test images."""
+    labels = np.empty(images.shape, dtype=np.uint8)
+    labels_no_background = np.empty(images.shape, dtype=np.uint8)
+    for start in range(0, len(images), chunk):
+        p = mean_probabilities(models, images[start : start + chunk], batch_size, tta)
+        labels[start : start + chunk] = np.argmax(p, axis=-1)
+        labels_no_background[start : start + chunk] = 1 + np.argmax(p[..., 1:], axis=-1)
+    return {"labels": labels, "labels_no_background": labels_no_background}
+
+
+def load_models(paths: list[str]):
+    import keras
+
+    return [keras.models.load_model(path, compile=False) for path in paths]
+
+
+def predict_files(
+    model_paths: list[str], val_npz: str, test_npz: str, out_npz: str, batch_size: int, tta: bool
+) -> None:
+    """Predict the validation and test images with a variant's members (their mean softmax)."""
+    import logging
+
+    from marsseg.io import load_arrays, save_arrays
+
+    models = load_models(model_paths)
+    arrays = {}
+    for name, path in (("val", val_npz), ("test", test_npz)):
+        predicted = predict_labels(models, load_arrays(path)["images"], batch_size, tta)
+        arrays.update({f"{name}_{key}": value for key, value in predicted.items()})
+        logging.getLogger(__name__).info("predicted %d %s images", len(predicted["labels"]), name)
+    save_arrays(out_npz, **arrays)

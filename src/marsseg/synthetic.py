@@ -1,0 +1,618 @@
+"""A seeded synthetic stand-in for the course file `mars_for_students.npz`.
+
+`generate_course_dataset` returns arrays laid out exactly like the course file (plus the hidden test
+labels), so the workflow runs end to end when no course file is at hand. Only numpy and scipy.
+
+What it imitates (see docs/FACTS.md):
+- grey 64x128 NAVCAM-like tiles of Martian terrain: fine-grained soil with pebbles, layered and
+  cracked bedrock slabs, smooth sand with ripples, bright big rocks with a lit and a shadow side;
+  perspective towards a horizon in "top" tiles, brightness and contrast that vary between images;
+- masks 0-4 whose background (0) means "not labelled": under it lies the same terrain (a far-range
+  band below the horizon, patches or whole classes the labellers skipped, gaps along borders), plus
+  sky and rover hardware, which are never labelled;
+- class pixel shares of the course (24.3 / 33.9 / 23.3 / 18.4 / 0.13 %), Big Rock in about 2.5 %
+  of the images;
+- the outliers: `n_aliens` training images with a cartoon alien pasted in at varying size and place,
+  all sharing ONE mask (53.1 % bg, 19.3 % soil, 9.7 % bedrock, 18.0 % sand); a few small groups of
+  duplicate masks (size 2-5, size 2 on small sets) and a few all-background images (7 at course size).
+
+The result is a pure function of the arguments (numpy `default_rng`; no BLAS reductions, so the
+bytes do not depend on the thread count).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+from scipy import ndimage
+from scipy.special import ndtri
+
+H, W = 64, 128
+COURSE_N_TRAIN = 2615
+_CHUNK = 64
+_SPAN = 6  # at most this many tile heights of ground are seen in one tile (perspective)
+
+# Shares of the alien mask (bg, soil, bedrock, sand); Big Rock is absent.
+ALIEN_MASK_SHARES = (0.531, 0.193, 0.097, 0.180)
+
+# Calibrated so that the clean training masks land on the course shares (see tests).
+_CLASS_BIAS = np.array([0.52, -0.04, -0.42], dtype=np.float32)  # soil, bedrock, sand
+_P_BIG_ROCK = 0.025  # images with at least one big rock (before background masking)
+
+
+# ----------------------------------------------------------------------------------------------
+# Smooth random fields: cubic B-splines on coarse Gaussian grids, several octaves summed on the
+# finest grid, then evaluated per pixel with a per-image row map (perspective)
+# ----------------------------------------------------------------------------------------------
+def _bspline_taps(u: np.ndarray, n_in: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (4, *u.shape) and weights of the cubic B-spline at coordinates u, normalised so
+    that unit-variance coefficients give a unit-variance value everywhere."""
+    f = np.floor(u)
+    t = (u - f).astype(np.float32)
+    i0 = f.astype(np.int64) - 1
+    t2 = t * t
+    t3 = t2 * t
+    w = np.stack(
+        [
+            (1 - t) ** 3 / 6,
+            (3 * t3 - 6 * t2 + 4) / 6,
+            (-3 * t3 + 3 * t2 + 3 * t + 1) / 6,
+            t3 / 6,
+        ]
+    )
+    w /= np.sqrt((w * w).sum(axis=0, keepdims=True))
+    offs = np.arange(4).reshape((4,) + (1,) * u.ndim)
+    idx = np.clip(i0[None] + offs, 0, n_in - 1)
+    return idx, w.astype(np.float32)
+
+
+def _grid_coords(n_cells: int, s: np.ndarray) -> np.ndarray:
+    """Spline coordinate of texture coordinate s in [0, 1] on a grid of n_cells (+3 coefficients)."""
+    return 1.0 + np.clip(s, -0.5 / n_cells, 1.0 + 1.5 / n_cells) * (n_cells - 1e-3)
+
+
+def _resample(grid: np.ndarray, gh: int, gw: int) -> np.ndarray:
+    """Coefficients (B, gh+3, gw+3) of a finer grid that reproduce the coarse spline `grid`."""
+    ch, cw = grid.shape[1] - 3, grid.shape[2] - 3
+    iy, wy = _bspline_taps(_grid_coords(ch, (np.arange(gh + 3) - 1.0) / gh), ch + 3)
+    ix, wx = _bspline_taps(_grid_coords(cw, (np.arange(gw + 3) - 1.0) / gw), cw + 3)
+    rows = sum(wy[k][None, :, None] * grid[:, iy[k], :] for k in range(4))
+    return sum(wx[k] * rows[:, :, ix[k]] for k in range(4))
+
+
+def _evaluate(grid: np.ndarray, rows_u: np.ndarray) -> np.ndarray:
+    """Field (B, R, W) of the spline `grid` at the texture rows rows_u (B, R) and all columns."""
+    gh, gw = grid.shape[1] - 3, grid.shape[2] - 3
+    ix, wx = _bspline_taps(_grid_coords(gw, np.linspace(0.0, 1.0, W)), gw + 3)
+    cols = wx[0] * grid[:, :, ix[0]]
+    for k in range(1, 4):
+        cols += wx[k] * grid[:, :, ix[k]]
+    iy, wy = _bspline_taps(_grid_coords(gh, rows_u), gh + 3)
+    bi = np.arange(grid.shape[0])[:, None]
+    out = wy[0][:, :, None] * cols[bi, iy[0]]
+    for k in range(1, 4):
+        out += wy[k][:, :, None] * cols[bi, iy[k]]
+    return out
+
+
+def _field(rng: np.random.Generator, rows_u: np.ndarray, octaves: list) -> np.ndarray:
+    """Sum of octaves [(gh, gw, weight), ...] (finest last; weight scalar or (B, 1, 1)) of
+    unit-variance smooth noise with about gh x gw cells per tile, evaluated at the texture rows
+    rows_u (B, R) (in tile heights, 0 to _SPAN): (B, R, W) float32."""
+    b = rows_u.shape[0]
+    fh, fw = octaves[-1][0] * _SPAN, octaves[-1][1]
+    total = None
+    for gh, gw, weight in octaves:
+        gh = gh * _SPAN
+        g = rng.standard_normal((b, gh + 3, gw + 3), dtype=np.float32)
+        if (gh, gw) != (fh, fw):
+            g = _resample(g, fh, fw)
+        g = g * np.asarray(weight, np.float32)
+        total = g if total is None else total + g
+    return _evaluate(total, rows_u * np.float32(1.0 / _SPAN))
+
+
+def _fine(rng: np.random.Generator, b: int, sigma: float) -> np.ndarray:
+    """Blurred white noise (B, H, W), about unit variance."""
+    z = rng.standard_normal((b, H, W), dtype=np.float32)
+    z = ndimage.gaussian_filter(z, sigma=(0, sigma, sigma), mode="reflect", truncate=3.0)
+    # variance of Gaussian-blurred white noise is about 1 / (4 pi sigma^2)
+    return z * np.float32(np.sqrt(4 * np.pi) * max(sigma, 0.5))
+
+
+def _shift(a: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
+    """a[b, y - dy[b], x - dx[b]] with edge replication (per-image integer shifts)."""
+    b = a.shape[0]
+    ys = np.clip(np.arange(H)[None, :] - dy[:, None], 0, H - 1)
+    xs = np.clip(np.arange(W)[None, :] - dx[:, None], 0, W - 1)
+    return a[np.arange(b)[:, None, None], ys[:, :, None], xs[:, None, :]]
+
+
+def _gradient(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    gx = np.zeros_like(h)
+    gy = np.zeros_like(h)
+    gx[:, :, 1:-1] = 0.5 * (h[:, :, 2:] - h[:, :, :-2])
+    gy[:, 1:-1, :] = 0.5 * (h[:, 2:, :] - h[:, :-2, :])
+    return gx, gy
+
+
+# ----------------------------------------------------------------------------------------------
+# Scenes: per-image geometry and the true terrain under every pixel
+# ----------------------------------------------------------------------------------------------
+def _geometry(rng: np.random.Generator, b: int) -> dict:
+    """Camera geometry: "top" tiles (upper half of a view) look towards the horizon."""
+    top = rng.random(b) < 0.5
+    yh = np.where(top, rng.uniform(-45.0, 22.0, b), rng.uniform(-220.0, -90.0, b))
+    y = np.arange(H, dtype=np.float64)[None, :]
+    d = y - yh[:, None]  # rows below the horizon
+    d_b = d[:, -1:]
+    # texture row (in tile heights at the scale of the bottom row): the ground is foreshortened
+    # by (d_b / d)^2 towards the horizon (linear above d = 8 rows), at most _SPAN tiles
+    d_min = 8.0
+    t = d_b**2 * (1.0 / np.maximum(d, d_min) - 1.0 / d_b) / (H - 1)
+    t += np.clip(d_min - d, 0.0, None) * (d_b / d_min) ** 2 / (H - 1)
+    t = np.minimum(t, _SPAN - 0.01)  # rows just below a near horizon: a thin smeared band
+    near = np.clip(d / d_b, 0.0, 1.0)  # linear scale of the ground relative to the bottom row
+    hx = np.arange(W)[None, :]
+    hills = (
+        1.5 * np.sin(hx / rng.uniform(6, 20, (b, 1)) + rng.uniform(0, 6.3, (b, 1)))
+        + 2.5 * np.sin(hx / rng.uniform(15, 40, (b, 1)) + rng.uniform(0, 6.3, (b, 1)))
+    ) * rng.uniform(0.0, 1.0, (b, 1))
+    horizon = yh[:, None] + 4.0 - np.abs(hills)  # (B, W): sky above
+    light = rng.uniform(0, 2 * np.pi, b)
+    return {
+        "top": top,
+        "yh": yh,
+        "rows_u": t.astype(np.float32),
+        "near": near.astype(np.float32),
+        "horizon": horizon.astype(np.float32),
+        "lx": np.cos(light).astype(np.float32),
+        "ly": np.sin(light).astype(np.float32),
+    }
+
+
+def _class_scores(rng: np.random.Generator, geo: dict) -> list[np.ndarray]:
+    """Scores [soil, bedrock, sand], each (B, H, W); the largest gives the terrain."""
+    rows_u = geo["rows_u"]
+    b = rows_u.shape[0]
+
+    def u(lo, hi):
+        return rng.uniform(lo, hi, (b, 1, 1)).astype(np.float32)
+
+    # region scale per image: weights of coarse / medium / fine octaves
+    w1, w2, w3, w4 = u(0.3, 1.0), u(0.2, 0.9), u(0.1, 0.45), u(0.05, 0.2)
+    dominance = rng.uniform(0.0, 1.5, (b, 1)).astype(np.float32)
+    bias = dominance * rng.standard_normal((b, 3), dtype=np.float32) + _CLASS_BIAS
+    scores = []
+    for c in range(3):
+        s = _field(rng, rows_u, [(1, 2, w1), (3, 6, w2), (7, 14, w3), (16, 32, w4)])
+        s += bias[:, c, None, None]
+        scores.append(s)
+    return scores
+
+
+def _terrain_from_scores(scores: list[np.ndarray]) -> np.ndarray:
+    s0, s1, s2 = scores
+    return np.where((s0 >= s1) & (s0 >= s2), 1, np.where(s1 >= s2, 2, 3)).astype(np.uint8)
+
+
+def _big_rocks(rng: np.random.Generator, geo: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Heights (B, H, W) of big rocks and where they are (labelled 4)."""
+    b = geo["rows_u"].shape[0]
+    height = np.zeros((b, H, W), np.float32)
+    big = np.zeros((b, H, W), bool)
+    yy = np.arange(H, dtype=np.float32)[:, None]
+    xx = np.arange(W, dtype=np.float32)[None, :]
+    for i in np.flatnonzero(rng.random(b) < _P_BIG_ROCK):
+        ground_top = max(0.0, float(geo["yh"][i]) + 8.0)
+        for _ in range(rng.integers(1, 4)):
+            cy = rng.uniform(ground_top, H + 2)
+            scale = 0.3 + 0.7 * geo["near"][i, int(min(max(cy, 0), H - 1))]  # nearer = bigger
+            a = rng.uniform(6.0, 17.0) * scale + 2.5
+            bb = a * rng.uniform(0.5, 0.85)
+            cx = rng.uniform(-a / 2, W + a / 2)
+            ang = np.arctan2(yy - cy, xx - cx) + rng.uniform(0, 6.3)
+            # angular outline: a few facets
+            wob = 1.0 + 0.14 * np.abs(np.sin(1.5 * ang)) - 0.1 * np.abs(np.sin(2.5 * ang + 1))
+            r2 = (((xx - cx) / a) ** 2 + ((yy - cy) / bb) ** 2) / wob**2
+            # flat-topped block with steep sides
+            h = np.clip(1.0 - r2, 0.0, None) ** 0.35 * (0.5 * bb + 1.0)
+            height[i] = np.maximum(height[i], h)
+            big[i] |= r2 < 1.0
+    return height, big
+
+
+# ----------------------------------------------------------------------------------------------
+# Rendering
+# ----------------------------------------------------------------------------------------------
+def _render(
+    rng: np.random.Generator, geo: dict, terrain: np.ndarray, rock_h: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Grey image (B, H, W) float32 in about 0-255 for terrain labels 1-4 under every pixel, and
+    the sky mask."""
+    rows_u = geo["rows_u"]
+    b = rows_u.shape[0]
+    f32 = np.float32
+
+    def u(lo, hi):
+        return rng.uniform(lo, hi, (b, 1, 1)).astype(f32)
+
+    soil = terrain == 1
+    bedrock = terrain == 2
+    sand = terrain == 3
+    rock = terrain == 4
+    lx = geo["lx"][:, None, None]
+    ly = geo["ly"][:, None, None]
+    xx = np.arange(W, dtype=f32)[None, None, :]
+    ty = (rows_u * (H - 1))[:, :, None]
+
+    grain = _fine(rng, b, 0.55)
+    mid = _field(rng, rows_u, [(4, 8, 1.0), (12, 24, 0.7)])
+    warp = _field(rng, rows_u, [(2, 4, 1.0), (4, 8, 0.5)])
+
+    # soil: fine grain, sparse pebbles (relief), gentle mottling
+    pebbles = np.clip(_fine(rng, b, 0.8) - u(1.6, 3.0), 0.0, None) * 1.5
+    soil_val = u(0.08, 0.3) * grain + u(0.1, 0.3) * mid
+
+    # bedrock: bright flat slabs (thin layering, sub-plates) with lit and shadowed edges, dark
+    # gaps between them that are labelled bedrock too
+    c1 = _field(rng, rows_u, [(3, 6, 1.0), (8, 16, 0.45), (20, 40, 0.15)])
+    c2 = _field(rng, rows_u, [(2, 4, 1.0), (6, 12, 0.4), (16, 32, 0.12)])
+    slab = np.clip((c1 - u(-0.9, 0.1)) * u(4.0, 10.0), 0.0, 1.0)
+    sub = np.tanh(6.0 * c2) * u(0.0, 0.35)
+    theta = u(-0.3, 0.3)
+    lam = u(3.0, 9.0)
+    layers = np.sin(
+        2 * np.pi * (xx * np.sin(theta) + ty * np.cos(theta)) / lam + u(0.5, 2.0) * warp
+    )
+    gx, gy = _gradient(slab + 0.3 * np.tanh(6.0 * c2))
+    bed_val = (
+        slab * (u(0.4, 1.1) + sub + u(0.0, 0.3) * layers + u(0.1, 0.25) * grain)
+        + (1.0 - slab) * (u(-0.5, 0.0) + u(0.1, 0.3) * grain)
+        + u(0.1, 0.3) * mid
+        - u(0.8, 2.0) * (gx * lx + gy * ly)
+    )
+
+    # sand: smooth, ripples with a steep lee side
+    theta_s = u(-0.8, 0.8)
+    lam_s = u(4.0, 10.0)
+    phase = (xx * np.sin(theta_s) + ty * np.cos(theta_s)) / lam_s + u(0.1, 0.6) * warp
+    saw = phase - np.floor(phase)
+    ripples = np.where(saw < 0.75, saw / 0.75, (1.0 - saw) / 0.25) - 0.5
+    sand_val = u(0.0, 0.6) * ripples + u(0.04, 0.18) * grain + u(0.1, 0.3) * mid
+
+    # tones: overlapping between classes and between images
+    tone_soil = u(-0.2, 0.2)
+    tone_bed = tone_soil + u(-0.3, 0.3)
+    tone_sand = tone_soil + u(-0.7, 0.3)
+    val = np.where(soil, tone_soil + soil_val, tone_sand + sand_val)
+    val = np.where(bedrock, tone_bed + bed_val, val)
+    val = np.where(rock, tone_bed + u(0.3, 1.0) + 0.35 * grain + 0.2 * mid, val)
+
+    # scattered rocks, smaller than big rocks and labelled as the ground they lie on
+    strewn = _field(rng, rows_u, [(5, 10, u(0.0, 0.7)), (12, 24, 1.0)])
+    stones = np.clip((strewn - u(0.5, 2.6)) * 3.0, 0.0, 1.0) * u(1.0, 2.5)
+    stones *= np.where(soil, 1.0, np.where(sand, u(0.0, 0.6), u(0.0, 1.0) * (1.0 - slab)))
+    val += u(0.3, 0.9) * np.minimum(stones, 1.0)
+
+    # relief shading: rocks, stones, pebbles on soil (a few on sand and bedrock); cast shadows
+    height = rock_h + stones
+    height += pebbles * np.where(soil, 1.0, np.where(sand, u(0.0, 0.4), u(0.0, 0.3)))
+    gx, gy = _gradient(height)
+    val += -u(0.5, 1.1) * (gx * lx + gy * ly) + 0.08 * height
+    sdy = np.round(geo["ly"] * 1.4).astype(np.int64)
+    sdx = np.round(geo["lx"] * 1.4).astype(np.int64)
+    cast = np.zeros_like(height)
+    for k in (1, 2, 3, 5):
+        cast = np.maximum(cast, _shift(height, -sdy * k, -sdx * k) - 0.35 * k)
+    val -= u(0.4, 1.0) * np.tanh(np.clip(cast - height, 0.0, None))
+
+    # illumination and distance haze
+    val += u(0.05, 0.25) * warp
+    # (rows whose texture would need more than _SPAN tiles turn into a featureless far band)
+    far = np.clip((rows_u - (_SPAN - 2.0)) / 1.9, 0.0, 1.0)
+    haze = np.maximum((1.0 - geo["near"]) ** 4 * geo["top"][:, None], far)[:, :, None]
+    streaks = ndimage.gaussian_filter1d(rng.standard_normal((b, H, 1), dtype=f32), 1.0, axis=1)
+    val = val * (1.0 - haze) + (u(-0.2, 0.6) + u(0.1, 0.5) * streaks) * haze
+
+    # sky above the horizon: smooth, brighter, a gradient
+    yy = np.arange(H, dtype=f32)[None, :, None]
+    sky = yy < geo["horizon"][:, None, :]
+    above = yy - geo["yh"][:, None, None]
+    val = np.where(sky, u(0.8, 2.2) + u(0.0, 0.02) * above + 0.03 * grain, val)
+
+    # camera: per-image exposure and contrast, blur, sensor noise
+    mean = np.clip(rng.lognormal(np.log(50.0), 0.3, (b, 1, 1)), 20, 100).astype(f32)
+    contrast = np.clip(rng.lognormal(np.log(22.0), 0.3, (b, 1, 1)), 8, 45).astype(f32)
+    img = mean + contrast * val
+    img = ndimage.gaussian_filter(img, sigma=(0, 0.45, 0.45), mode="nearest", truncate=2.0)
+    img += u(0.5, 2.5) * rng.standard_normal((b, H, W), dtype=f32)
+    return img, sky
+
+
+def _rover(rng: np.random.Generator, img: np.ndarray, bg: np.ndarray, i: int) -> None:
+    """Paint rover hardware (never labelled) into image i, in place."""
+    yy = np.arange(H, dtype=np.float32)[:, None]
+    xx = np.arange(W, dtype=np.float32)[None, :]
+    lo, hi = float(np.percentile(img[i], 5)), float(np.percentile(img[i], 95))
+    for _ in range(rng.integers(1, 4)):
+        kind = rng.integers(0, 3)
+        if kind == 0:  # a rod or arm from an edge
+            x0 = rng.choice([rng.uniform(-10, 20), rng.uniform(108, 138)])
+            y0 = rng.uniform(20, 80)
+            ang = rng.uniform(0, 2 * np.pi)
+            length = rng.uniform(20, 70)
+            x1, y1 = x0 + length * np.cos(ang), y0 + length * np.sin(ang)
+            dx, dy = x1 - x0, y1 - y0
+            t = np.clip(((xx - x0) * dx + (yy - y0) * dy) / (dx * dx + dy * dy), 0, 1)
+            dist = np.hypot(xx - x0 - t * dx, yy - y0 - t * dy)
+            width = rng.uniform(1.5, 5.0)
+            part = dist < width
+            shade = np.clip(1.0 - dist / width, 0, 1)
+            val = lo + (hi - lo) * (0.6 + 0.8 * shade) + 10 * np.sin(t * 20)
+        elif kind == 1:  # a wheel near the bottom corner
+            cx = rng.choice([rng.uniform(-10, 25), rng.uniform(103, 138)])
+            cy = rng.uniform(50, 80)
+            r = rng.uniform(10, 22)
+            dist = np.hypot((xx - cx) / 1.2, yy - cy)
+            part = dist < r
+            tread = (np.sin(np.arctan2(yy - cy, xx - cx) * 14) > 0.2) & (dist > 0.75 * r)
+            val = np.where(dist < 0.35 * r, hi * 1.1, lo * 0.6 + 15 * tread)
+        else:  # a deck plate with a sharp edge
+            x0 = rng.uniform(0, W)
+            slope = rng.uniform(-0.6, 0.6)
+            yb = rng.uniform(50, 62) + slope * (xx - x0)
+            part = yy > yb
+            val = hi * rng.uniform(0.9, 1.3) - 8 * ((yy - yb) < 1.5) + 6 * np.sin(xx / 3) ** 8
+        part = np.broadcast_to(part, (H, W))
+        img[i] = np.where(part, val, img[i])
+        bg[i] |= part
+
+
+# ----------------------------------------------------------------------------------------------
+# Labelling: which of the terrain the labellers marked
+# ----------------------------------------------------------------------------------------------
+def _labels(
+    rng: np.random.Generator, geo: dict, terrain: np.ndarray, sky: np.ndarray, rover: np.ndarray
+) -> np.ndarray:
+    b = terrain.shape[0]
+    rows_u = geo["rows_u"]
+    yy = np.arange(H, dtype=np.float32)[None, :, None]
+    unl = sky | rover
+
+    # far range: a band below the horizon (top tiles) left unlabelled, irregular lower edge
+    band = np.where(geo["top"], rng.uniform(0.0, 20.0, b), 0.0) * (rng.random(b) < 0.7)
+    edge = (
+        np.maximum(geo["yh"], -8.0)[:, None, None]
+        + band[:, None, None]
+        + 2.5 * _field(rng, rows_u[:, :1], [(2, 8, 1.0)])
+    )
+    unl |= (yy < edge) & (band[:, None, None] > 0)
+
+    # patches the labellers skipped
+    area = rng.uniform(0.05, 0.45, b) * (rng.random(b) < 0.3)
+    thr = ndtri(1.0 - np.clip(area, 1e-6, 1 - 1e-6)).astype(np.float32)
+    blob = _field(rng, rows_u, [(3, 6, 1.0), (8, 16, 0.3)])
+    unl |= blob / np.float32(1.044) > thr[:, None, None]
+
+    # a whole class skipped (e.g. only the rocks and bedrock were outlined)
+    skip = np.where(rng.random(b) < 0.08, rng.integers(1, 4, b), 0)
+    unl |= terrain == skip[:, None, None]
+
+    # gaps along class borders (labellers drew polygons that do not touch)
+    gap = rng.random(b) < 0.25
+    border = np.zeros_like(unl)
+    border[:, :, 1:] |= terrain[:, :, 1:] != terrain[:, :, :-1]
+    border[:, 1:, :] |= terrain[:, 1:, :] != terrain[:, :-1, :]
+    border = ndimage.binary_dilation(border, structure=np.ones((1, 3, 3), bool))
+    unl |= border & gap[:, None, None]
+
+    # never leave an image (almost) unlabelled by accident: fall back to the far band only
+    labelled = (~unl).mean(axis=(1, 2))
+    weak = labelled < 0.08
+    if weak.any():
+        unl[weak] = sky[weak] | rover[weak] | (yy < edge[weak])
+        still = (~unl[weak]).mean(axis=(1, 2)) < 0.08
+        idx = np.flatnonzero(weak)[still]
+        unl[idx] = sky[idx] | rover[idx]
+    return np.where(unl, 0, terrain).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------------------------
+# Batches
+# ----------------------------------------------------------------------------------------------
+def _batch(rng: np.random.Generator, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """b images (uint8) and their masks (uint8)."""
+    geo = _geometry(rng, b)
+    terrain = _terrain_from_scores(_class_scores(rng, geo))
+    rock_h, big = _big_rocks(rng, geo)
+    terrain[big] = 4
+    img, sky = _render(rng, geo, terrain, rock_h)
+    rover = np.zeros((b, H, W), bool)
+    for i in np.flatnonzero(rng.random(b) < 0.06):
+        _rover(rng, img, rover, int(i))
+    mask = _labels(rng, geo, terrain, sky, rover)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8), mask
+
+
+def _alien_scene(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One base image (float32) and the shared alien mask with exactly the course shares."""
+    geo = _geometry(rng, 1)
+    geo["top"][:] = True
+    scores = [s[0] for s in _class_scores(rng, geo)]
+    n = H * W
+    counts = np.round(np.array(ALIEN_MASK_SHARES) * n).astype(int)
+    counts[0] = n - counts[1:].sum()
+    # terrain: sand on the highest sand score, then bedrock, the rest soil
+    terrain = np.ones((H, W), np.uint8)
+    order = np.argsort(-(scores[2] - scores[0]), axis=None, kind="stable")
+    labelled_frac = 1.0 - counts[0] / n
+    n_sand = int(round(counts[3] / labelled_frac))
+    n_bed = int(round(counts[2] / labelled_frac))
+    terrain.flat[order[:n_sand]] = 3
+    rest = order[n_sand:]
+    rest = rest[np.argsort(-(scores[1].flat[rest] - scores[0].flat[rest]), kind="stable")]
+    terrain.flat[rest[:n_bed]] = 2
+    img, _ = _render(rng, geo, terrain[None], np.zeros((1, H, W), np.float32))
+    # background: the upper part and a skipped patch, chosen by rank so the shares are exact
+    blob = _field(rng, geo["rows_u"], [(3, 6, 1.0)])[0] + (H - np.arange(H))[:, None] / 20.0
+    mask = np.zeros((H, W), np.uint8)
+    for c in (1, 2, 3):
+        cand = np.flatnonzero(terrain == c)
+        keep = cand[np.argsort(blob.flat[cand], kind="stable")[: counts[c]]]
+        mask.flat[keep] = c
+    return img[0], mask
+
+
+def _paint_alien(rng: np.random.Generator, base: np.ndarray) -> np.ndarray:
+    """The base image with a cartoon alien of random size and place pasted in."""
+    img = base.copy()
+    yy = np.arange(H, dtype=np.float32)[:, None]
+    xx = np.arange(W, dtype=np.float32)[None, :]
+    r = rng.uniform(5.0, 16.0)  # head radius
+    cx, cy = rng.uniform(0, W), rng.uniform(r, H + r)
+    skin = rng.uniform(150, 230)
+    layers = []  # (region, value), painted in order
+
+    def ellipse(x0, y0, a, b):
+        return ((xx - x0) / a) ** 2 + ((yy - y0) / b) ** 2
+
+    body = ellipse(cx, cy + 1.9 * r, 0.8 * r, 1.1 * r)
+    head = ellipse(cx, cy, r, 0.9 * r)
+    for side in (-1, 1):  # antennae
+        ax0, ay0 = cx + side * 0.4 * r, cy - 0.7 * r
+        ax1, ay1 = cx + side * 0.9 * r, cy - 1.6 * r
+        dx, dy = ax1 - ax0, ay1 - ay0
+        t = np.clip(((xx - ax0) * dx + (yy - ay0) * dy) / (dx * dx + dy * dy), 0, 1)
+        stalk = np.hypot(xx - ax0 - t * dx, yy - ay0 - t * dy) < max(0.6, 0.08 * r)
+        layers += [(stalk, 20.0), (ellipse(ax1, ay1, 0.22 * r, 0.22 * r) < 1, skin)]
+    layers += [(body < 1.15, 15.0), (body < 1, skin * 0.85), (head < 1.12, 15.0), (head < 1, skin)]
+    for side in (-1, 1):  # eyes with a highlight
+        ex, ey = cx + side * 0.38 * r, cy - 0.1 * r
+        layers += [
+            (ellipse(ex, ey, 0.27 * r, 0.36 * r) < 1, 10.0),
+            (ellipse(ex + 0.08 * r, ey - 0.12 * r, 0.09 * r, 0.09 * r) < 1, 250.0),
+        ]
+    mouth = ellipse(cx, cy + 0.35 * r, 0.4 * r, 0.25 * r)
+    layers += [((np.abs(mouth - 1) < 0.35) & (yy > cy + 0.35 * r), 20.0)]
+    for region, value in layers:
+        img = np.where(region, value, img)
+    return img
+
+
+# ----------------------------------------------------------------------------------------------
+# Public API
+# ----------------------------------------------------------------------------------------------
+def _layout_counts(n_train: int) -> tuple[int, list[int]]:
+    """Number of all-background images and the sizes of the planned duplicate groups."""
+    small = n_train < 1000
+    n_allbg = int(round(7 * n_train / COURSE_N_TRAIN))
+    if n_train >= 20:
+        n_allbg = max(1, n_allbg)
+    if small:
+        n_allbg = min(2, n_allbg)
+    n_groups = int(round(12 * n_train / COURSE_N_TRAIN))
+    if n_train >= 20:
+        n_groups = max(1, n_groups)
+    if small:
+        sizes = [2] * n_groups
+    else:
+        # a handful of groups of 2-5, mostly pairs; fixed pattern so counts scale smoothly
+        pattern = [2, 3, 2, 5, 2, 4, 2, 3, 2, 2, 4, 2]
+        sizes = [pattern[i % len(pattern)] for i in range(n_groups)]
+    return n_allbg, sizes
+
+
+def _mask_key(mask: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(mask, np.uint8).tobytes(), digest_size=16).digest()
+
+
+def generate_course_dataset(
+    seed: int = 0, n_train: int = 2615, n_test: int = 10022, n_aliens: int = 110
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (training_set, test_set, test_masks):
+    training_set float64 (n_train, 2, 64, 128): [:,0] grey images 0-255 (integer-valued), [:,1]
+    masks 0-4 (float64 like the course); test_set float64 (n_test, 64, 128) images; test_masks
+    uint8 (n_test, 64, 128), the hidden test labels."""
+    if n_train < 0 or n_test < 0 or n_aliens < 0:
+        raise ValueError("n_train, n_test and n_aliens must be non-negative")
+    if n_aliens > n_train:
+        raise ValueError(f"n_aliens ({n_aliens}) exceeds n_train ({n_train})")
+    root = np.random.SeedSequence(int(seed))
+    layout_ss, train_ss, test_ss, alien_ss = root.spawn(4)
+    layout_rng = np.random.default_rng(layout_ss)
+
+    # which training images are aliens, all-background, duplicates
+    n_allbg, dup_sizes = _layout_counts(n_train)
+    spare = n_train - n_aliens
+    n_allbg = min(n_allbg, max(spare - 2, 0))
+    while dup_sizes and n_allbg + sum(dup_sizes) > max(spare - 2, 0):
+        dup_sizes.pop()
+    perm = layout_rng.permutation(n_train)
+    alien_idx = np.sort(perm[:n_aliens])
+    allbg_idx = np.sort(perm[n_aliens : n_aliens + n_allbg])
+    groups = []
+    pos = n_aliens + n_allbg
+    for s in dup_sizes:
+        groups.append(perm[pos : pos + s])
+        pos += s
+
+    training_set = np.empty((n_train, 2, H, W), np.float64)
+    test_set = np.empty((n_test, H, W), np.float64)
+    test_masks = np.empty((n_test, H, W), np.uint8)
+
+    train_rng = np.random.default_rng(train_ss)
+    train_masks = np.empty((n_train, H, W), np.uint8)
+    for start in range(0, n_train, _CHUNK):
+        stop = min(start + _CHUNK, n_train)
+        img, mask = _batch(train_rng, stop - start)
+        training_set[start:stop, 0] = img
+        train_masks[start:stop] = mask
+
+    # planted structure: aliens, all-background images
+    alien_mask = None
+    if n_aliens:
+        alien_rng = np.random.default_rng(alien_ss)
+        base, alien_mask = _alien_scene(alien_rng)
+        for i in alien_idx:
+            training_set[i, 0] = np.clip(np.rint(_paint_alien(alien_rng, base)), 0, 255)
+            train_masks[i] = alien_mask
+    train_masks[allbg_idx] = 0
+
+    # no accidental groups of identical masks: break them by unlabelling a small patch
+    copies = {int(j) for g in groups for j in g[1:]}
+    special = {int(i) for i in alien_idx} | {int(i) for i in allbg_idx} | copies
+    seen = {_mask_key(np.zeros((H, W), np.uint8))}
+    if alien_mask is not None:
+        seen.add(_mask_key(alien_mask))
+    for i in range(n_train):
+        if i in special:
+            continue
+        key = _mask_key(train_masks[i])
+        while key in seen:
+            y0 = int(layout_rng.integers(0, H - 4))
+            x0 = int(layout_rng.integers(0, W - 4))
+            h, w = layout_rng.integers(2, 6, 2)
+            train_masks[i, y0 : y0 + h, x0 : x0 + w] = 0
+            key = _mask_key(train_masks[i])
+        seen.add(key)
+
+    # duplicate groups: the same mask, the image re-exposed (gain, offset, fresh noise)
+    for g in groups:
+        src = g[0]
+        for j in g[1:]:
+            train_masks[j] = train_masks[src]
+            gain = layout_rng.uniform(0.85, 1.15)
+            shift = layout_rng.uniform(-12, 12)
+            noisy = training_set[src, 0] * gain + shift + layout_rng.normal(0, 1.5, (H, W))
+            training_set[j, 0] = np.clip(np.rint(noisy), 0, 255)
+    training_set[:, 1] = train_masks
+
+    test_rng = np.random.default_rng(test_ss)
+    for start in range(0, n_test, _CHUNK):
+        stop = min(start + _CHUNK, n_test)
+        img, mask = _batch(test_rng, stop - start)
+        test_set[start:stop] = img
+        test_masks[start:stop] = mask
+    return training_set, test_set, test_masks

@@ -1,0 +1,77 @@
+"""Figure: real training tiles and masks beside synthetic ones (matplotlib, Agg)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Fixed colours for labels 0-4: background, soil, bedrock, sand, big rock.
+LABEL_COLOURS = ("#000000", "#c8823c", "#8c8c8c", "#f0dc82", "#e6194b")
+LABEL_NAMES = ("background", "soil", "bedrock", "sand", "big rock")
+
+
+def _pick(training_set: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n indices: random tiles, one of them with Big Rock where the set has any."""
+    masks = np.asarray(training_set[:, 1])
+    n = min(n, len(masks))
+    idx = list(rng.choice(len(masks), size=n, replace=False))
+    with_rock = np.flatnonzero((masks == 4).any(axis=(1, 2)))
+    if n and len(with_rock) and not any(i in set(with_rock.tolist()) for i in idx):
+        idx[-1] = int(rng.choice(with_rock))
+    return np.asarray(idx, dtype=int)
+
+
+def plot_synthetic_vs_real(
+    synthetic_training_set: np.ndarray,
+    real_training_set: np.ndarray,
+    out_png: str,
+    n: int = 6,
+    seed: int = 0,
+) -> None:
+    """Save a grid of n real tiles + masks (left) beside n synthetic tiles + masks (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.patches import Patch
+
+    rng = np.random.default_rng(seed)
+    real_idx = _pick(real_training_set, n, rng)
+    syn_idx = _pick(synthetic_training_set, n, rng)
+    rows = max(len(real_idx), len(syn_idx))
+    cmap = ListedColormap(LABEL_COLOURS)
+    norm = BoundaryNorm(np.arange(-0.5, 5.5), cmap.N)
+
+    fig, axes = plt.subplots(rows, 4, figsize=(10, 1.35 * rows + 0.8), squeeze=False)
+    columns = [
+        (real_training_set, real_idx, "real image"),
+        (real_training_set, real_idx, "real mask"),
+        (synthetic_training_set, syn_idx, "synthetic image"),
+        (synthetic_training_set, syn_idx, "synthetic mask"),
+    ]
+    for col, (data, idx, title) in enumerate(columns):
+        for row in range(rows):
+            ax = axes[row, col]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row >= len(idx):
+                ax.axis("off")
+                continue
+            k = int(idx[row])
+            if col % 2 == 0:
+                ax.imshow(np.asarray(data[k, 0], float), cmap="gray", vmin=0, vmax=255)
+                ax.set_ylabel(f"#{k}", fontsize=7)
+            else:
+                ax.imshow(
+                    np.asarray(data[k, 1], float), cmap=cmap, norm=norm, interpolation="nearest"
+                )
+            if row == 0:
+                ax.set_title(title, fontsize=9)
+    handles = [
+        Patch(color=c, label=f"{i} {name}")
+        for i, (c, name) in enumerate(zip(LABEL_COLOURS, LABEL_NAMES, strict=True))
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.savefig(out_png, dpi=80)
+    plt.close(fig)

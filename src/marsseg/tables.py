@@ -1,0 +1,118 @@
+"""The comparison table: one row per variant x post-processing method, mean ± std over seeds."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from marsseg import CLASS_NAMES, SCORED_CLASSES
+from marsseg.io import atomic_path, load_json
+
+IOU_COLUMNS = [f"iou_{CLASS_NAMES[c]}" for c in SCORED_CLASSES]
+
+
+def _benchmark(path: str) -> dict:
+    """Seconds and peak RSS (MB) from a Snakemake benchmark file."""
+    row = pd.read_csv(path, sep="\t").iloc[0]
+    return {"seconds": float(row["s"]), "max_rss_mb": float(row["max_rss"])}
+
+
+def read_record(record: dict) -> dict:
+    """One (variant, seed, method) result from its score JSON, member infos and benchmarks."""
+    score = load_json(record["score"])
+    infos = [load_json(path) for path in record["infos"]]
+    benchmarks = [_benchmark(path) for path in record["benchmarks"]]
+    row = {
+        "variant": record["variant"],
+        "features": record["features"],
+        "postprocessing": record["method"],
+        "seed": record["seed"],
+        "miou": score["mean_iou"],
+        "parameters": sum(info["parameter_count"] for info in infos),
+        "epochs": sum(info["epochs_run"] for info in infos),
+        "train_seconds": sum(b["seconds"] for b in benchmarks),
+        "train_peak_mb": max((b["max_rss_mb"] for b in benchmarks), default=float("nan")),
+    }
+    for c, column in zip(SCORED_CLASSES, IOU_COLUMNS, strict=True):
+        row[column] = score["per_class_iou"][str(c)]
+    return row
+
+
+def comparison_table(records: list[dict]) -> pd.DataFrame:
+    """Aggregate per-seed rows into mean ± std per variant x method, best mIoU first."""
+    per_seed = pd.DataFrame([read_record(r) for r in records])
+    groups = per_seed.groupby(["variant", "postprocessing"], sort=False)
+    table = groups.agg(
+        features=("features", "first"),
+        n_seeds=("seed", "nunique"),
+        miou_mean=("miou", "mean"),
+        miou_std=("miou", lambda s: float(np.std(s, ddof=1)) if len(s) > 1 else float("nan")),
+        **{f"{c}_mean": (c, "mean") for c in IOU_COLUMNS},
+        parameters=("parameters", "first"),
+        epochs_mean=("epochs", "mean"),
+        train_seconds_mean=("train_seconds", "mean"),
+        train_peak_mb=("train_peak_mb", "max"),
+    ).reset_index()
+    return table.sort_values("miou_mean", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A Markdown table for people: mIoU as mean ± std (n seeds), per-class IoU, cost."""
+    header = [
+        "variant",
+        "features",
+        "post-processing",
+        "mIoU",
+        "soil",
+        "bedrock",
+        "sand",
+        "big rock",
+        "parameters",
+        "epochs",
+        "train s",
+        "peak MB",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in table.itertuples(index=False):
+        spread = "" if math.isnan(row.miou_std) else f" ± {row.miou_std:.3f}"
+        cells = [
+            row.variant,
+            row.features,
+            row.postprocessing,
+            f"{_fmt(row.miou_mean)}{spread} (n={row.n_seeds})",
+            *(_fmt(getattr(row, f"{c}_mean")) for c in IOU_COLUMNS),
+            f"{row.parameters:,}",
+            _fmt(row.epochs_mean, 1),
+            _fmt(row.train_seconds_mean, 0),
+            _fmt(row.train_peak_mb, 0),
+        ]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_comparison(records: list[dict], out_csv: str, out_md: str) -> pd.DataFrame:
+    table = comparison_table(records)
+    with atomic_path(out_csv) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    with atomic_path(out_md) as tmp:
+        tmp.write_text(
+            "# Comparison of variants (validation split, course-exact mean IoU over classes 1-4)\n\n"
+            + to_markdown(table)
+        )
+    return table
+
+
+def best_row(table_csv: str) -> dict:
+    """The variant and method with the highest mean validation mIoU."""
+    table = pd.read_csv(table_csv)
+    return table.iloc[0][["variant", "postprocessing"]].to_dict()

@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+
+from marsseg.augment import AUGMENTATIONS, augment
+from marsseg.errors import InputError
+
+
+def mask_shaped_pair(rng, n=6):
+    """Images that equal their masks (times 50), so any misalignment shows."""
+    masks = rng.integers(0, 5, (n, 64, 128), dtype=np.uint8)
+    return (masks * 50).astype(np.uint8), masks
+
+
+def test_flips_make_four_aligned_copies(rng):
+    images, masks = mask_shaped_pair(rng)
+    out_images, out_masks = augment(images, masks, [{"name": "flips"}], seed=0)
+    assert out_images.shape == (24, 64, 128)
+    np.testing.assert_array_equal(out_images, out_masks * 50)
+    np.testing.assert_array_equal(out_masks[6:12], masks[:, :, ::-1])
+    np.testing.assert_array_equal(out_masks[12:18], masks[:, ::-1, :])
+    np.testing.assert_array_equal(out_masks[18:], masks[:, ::-1, ::-1])
+
+
+@pytest.mark.parametrize("name", ["flips", "rotate180"])
+def test_geometric_augmentations_keep_alignment(rng, name):
+    images, masks = mask_shaped_pair(rng, 20)
+    out_images, out_masks = augment(images, masks, [{"name": name}], seed=3)
+    np.testing.assert_array_equal(out_images, out_masks * 50)
+    assert out_masks.max() <= 4
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        {"name": "brightness", "max_delta": 30},
+        {"name": "contrast", "max_factor": 0.5},
+        {"name": "gaussian_noise", "std": 10},
+    ],
+)
+def test_intensity_augmentations_never_touch_masks(rng, step):
+    images, masks = mask_shaped_pair(rng)
+    out_images, out_masks = augment(images, masks, [step], seed=1)
+    np.testing.assert_array_equal(out_masks, masks)
+    assert out_images.dtype == np.uint8
+    assert not np.array_equal(out_images, images)
+
+
+def test_rotate180_rotates_about_half(rng):
+    images, masks = mask_shaped_pair(rng, 200)
+    _, out_masks = augment(images, masks, [{"name": "rotate180", "probability": 0.5}], seed=0)
+    rotated = [
+        np.array_equal(o, m[::-1, ::-1]) and not np.array_equal(o, m)
+        for o, m in zip(out_masks, masks, strict=True)
+    ]
+    assert 70 < sum(rotated) < 130
+
+
+def test_same_seed_same_bytes(rng):
+    images, masks = mask_shaped_pair(rng)
+    steps = [{"name": "flips"}, {"name": "gaussian_noise", "std": 3}]
+    a = augment(images, masks, steps, seed=9)
+    b = augment(images, masks, steps, seed=9)
+    assert a[0].tobytes() == b[0].tobytes() and a[1].tobytes() == b[1].tobytes()
+
+
+def test_unknown_augmentation_and_bad_parameter(rng):
+    images, masks = mask_shaped_pair(rng)
+    with pytest.raises(InputError, match="unknown augmentation 'flipz'"):
+        augment(images, masks, [{"name": "flipz"}], seed=0)
+    with pytest.raises(InputError, match="brightness"):
+        augment(images, masks, [{"name": "brightness", "delta": 3}], seed=0)
+    assert "flips" in AUGMENTATIONS

@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+
+from marsseg.errors import InputError
+from marsseg.io import load_arrays, load_course_npz, save_arrays
+
+
+def course_arrays(n=4, m=3, dtype=np.float64):
+    rng = np.random.default_rng(0)
+    training = np.zeros((n, 2, 64, 128), dtype=dtype)
+    training[:, 0] = rng.integers(0, 256, (n, 64, 128))
+    training[:, 1] = rng.integers(0, 5, (n, 64, 128))
+    test = rng.integers(0, 256, (m, 64, 128)).astype(dtype)
+    return {"training_set": training, "test_set": test}
+
+
+def write(tmp_path, **arrays):
+    path = tmp_path / "raw.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.uint8, np.float32, np.int32])
+def test_loads_any_numeric_dtype_as_uint8(tmp_path, dtype):
+    arrays = course_arrays(dtype=dtype)
+    data = load_course_npz(write(tmp_path, **arrays))
+    assert data["train_images"].dtype == np.uint8 and data["train_images"].shape == (4, 64, 128)
+    np.testing.assert_array_equal(data["train_masks"], arrays["training_set"][:, 1])
+    np.testing.assert_array_equal(data["test_images"], arrays["test_set"])
+
+
+def bad_inputs():
+    base = course_arrays()
+    nan = course_arrays()
+    nan["training_set"][0, 0, 0, 0] = np.nan
+    inf = course_arrays()
+    inf["test_set"][1, 2, 3] = np.inf
+    label = course_arrays()
+    label["training_set"][2, 1, 5, 5] = 7
+    fractional = course_arrays()
+    fractional["training_set"][2, 1, 5, 5] = 1.5
+    bright = course_arrays()
+    bright["training_set"][0, 0, 1, 1] = 300
+    negative = course_arrays()
+    negative["test_set"][0, 0, 0] = -1
+    return {
+        "wrong keys": (
+            {"train": base["training_set"], "test_set": base["test_set"]},
+            "lacks the key",
+        ),
+        "wrong train shape": (
+            {"training_set": base["training_set"][:, :, :32], "test_set": base["test_set"]},
+            r"expected \(N, 2, 64, 128\)",
+        ),
+        "wrong test shape": (
+            {"training_set": base["training_set"], "test_set": base["test_set"][:, :, :10]},
+            r"expected \(M, 64, 128\)",
+        ),
+        "non-numeric": (
+            {"training_set": base["training_set"].astype(str), "test_set": base["test_set"]},
+            "not numeric",
+        ),
+        "nan": (nan, "NaN or infinite"),
+        "inf": (inf, "NaN or infinite"),
+        "label out of range": (label, "outside 0-4"),
+        "fractional label": (fractional, "non-integer labels"),
+        "image above 255": (bright, "outside 0-255"),
+        "image below 0": (negative, "outside 0-255"),
+        "empty": (
+            {"training_set": base["training_set"][:0], "test_set": base["test_set"]},
+            "holds no images",
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", list(bad_inputs()))
+def test_bad_input_is_named(tmp_path, case):
+    arrays, message = bad_inputs()[case]
+    with pytest.raises(InputError, match=message):
+        load_course_npz(write(tmp_path, **arrays))
+
+
+def test_missing_file_and_not_npz(tmp_path):
+    with pytest.raises(InputError, match="does not exist.*raw_data"):
+        load_course_npz(tmp_path / "nope.npz")
+    junk = tmp_path / "junk.npz"
+    junk.write_text("not a zip")
+    with pytest.raises(InputError, match="not a readable npz"):
+        load_course_npz(junk)
+
+
+def test_object_arrays_are_refused_not_unpickled(tmp_path):
+    path = tmp_path / "obj.npz"
+    np.savez(path, training_set=np.array([{"a": 1}], dtype=object), test_set=np.zeros(3))
+    with pytest.raises(InputError, match="object arrays"):
+        load_course_npz(path)
+
+
+def test_save_arrays_is_byte_identical_and_atomic(tmp_path):
+    a = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    save_arrays(tmp_path / "x.npz", a=a)
+    first = (tmp_path / "x.npz").read_bytes()
+    save_arrays(tmp_path / "x.npz", a=a)
+    assert (tmp_path / "x.npz").read_bytes() == first
+    np.testing.assert_array_equal(load_arrays(tmp_path / "x.npz")["a"], a)
+    with pytest.raises(ValueError):
+        save_arrays(tmp_path / "y.npz", a=object())  # fails midway: nothing is left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npz"]

@@ -1,0 +1,83 @@
+rule synthesize:
+    output:
+        npz="results/data/synthetic/mars_synthetic.npz",
+        test_masks="results/data/synthetic/test_masks.npz",
+    log:
+        "logs/synthesize.log",
+    benchmark:
+        "benchmarks/synthesize.tsv"
+    conda:
+        "../../envs/data.yaml"
+    params:
+        **config["synthetic"],
+    script:
+        "../scripts/synthesize.py"
+
+
+rule load_raw:
+    input:
+        raw_data_file,
+    output:
+        labelled="results/data/labelled.npz",
+        test="results/data/test.npz",
+    log:
+        "logs/load_raw.log",
+    benchmark:
+        "benchmarks/load_raw.tsv"
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/load_raw.py"
+
+
+rule filter_outliers:
+    input:
+        "results/data/labelled.npz",
+    output:
+        filtered="results/data/filtered.npz",
+        summary="results/data/outliers.json",
+    log:
+        "logs/filter_outliers.log",
+    benchmark:
+        "benchmarks/filter_outliers.tsv"
+    conda:
+        "../../envs/data.yaml"
+    params:
+        **config["outliers"],
+    script:
+        "../scripts/filter_outliers.py"
+
+
+rule split:
+    input:
+        "results/data/filtered.npz",
+    output:
+        train="results/data/train.npz",
+        val="results/data/val.npz",
+    log:
+        "logs/split.log",
+    benchmark:
+        "benchmarks/split.tsv"
+    conda:
+        "../../envs/data.yaml"
+    params:
+        **config["split"],
+    script:
+        "../scripts/split.py"
+
+
+rule augment:
+    input:
+        "results/data/train.npz",
+    output:
+        "results/data/train_augmented.npz",
+    log:
+        "logs/augment.log",
+    benchmark:
+        "benchmarks/augment.tsv"
+    conda:
+        "../../envs/data.yaml"
+    params:
+        **config["augmentation"],
+    script:
+        "../scripts/augment.py"

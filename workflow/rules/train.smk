@@ -1,0 +1,45 @@
+rule train:
+    input:
+        train="results/data/train_augmented.npz",
+        val="results/data/val.npz",
+    output:
+        model="results/models/{variant}/seed{seed}/member{member}.keras",
+        history="results/training/{variant}/seed{seed}/member{member}_history.csv",
+        info="results/training/{variant}/seed{seed}/member{member}_info.json",
+    log:
+        "logs/train/{variant}/seed{seed}/member{member}.log",
+    benchmark:
+        "benchmarks/train/{variant}/seed{seed}/member{member}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    resources:
+        gpu=1,
+    params:
+        settings=member_settings,
+        seed=member_seed,
+        # Kept outside the outputs, which Snakemake deletes before a rerun: an interrupted
+        # training resumes from its last completed epoch.
+        checkpoint_dir="results/checkpoints/{variant}/seed{seed}/member{member}",
+    script:
+        "../scripts/train.py"
+
+
+rule predict:
+    input:
+        models=member_models,
+        val="results/data/val.npz",
+        test="results/data/test.npz",
+    output:
+        "results/predictions/{variant}/seed{seed}.npz",
+    log:
+        "logs/predict/{variant}/seed{seed}.log",
+    benchmark:
+        "benchmarks/predict/{variant}/seed{seed}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    resources:
+        gpu=1,
+    params:
+        **config["prediction"],
+    script:
+        "../scripts/predict.py"

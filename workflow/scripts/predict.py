@@ -1,0 +1,11 @@
+from marsseg.prediction import predict_files
+from marsseg.scripting import logged_to
+
+with logged_to(snakemake.log[0]):
+    predict_files(
+        snakemake.input.models,
+        snakemake.input.val,
+        snakemake.input.test,
+        snakemake.output[0],
+        **snakemake.params,
+    )

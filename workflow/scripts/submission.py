@@ -1,0 +1,5 @@
+from marsseg.scripting import logged_to
+from marsseg.steps import submission
+
+with logged_to(snakemake.log[0]):
+    submission(snakemake.input.table, snakemake.params.seed, snakemake.output[0])
