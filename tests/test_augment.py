@@ -70,3 +70,33 @@ def test_unknown_augmentation_and_bad_parameter(rng):
     with pytest.raises(InputError, match="brightness"):
         augment(images, masks, [{"name": "brightness", "delta": 3}], seed=0)
     assert "flips" in AUGMENTATIONS
+
+
+def images_with_big_rock(rng, n=12):
+    images, masks = mask_shaped_pair(rng, n)
+    masks[:, :, :] = 1
+    masks[0, 5:10, 20:30] = 4  # one rock of 50 pixels in image 0, another in image 1
+    masks[1, 40:44, 60:63] = 4
+    return (masks * 50).astype(np.uint8), masks
+
+
+def test_big_rock_copy_paste_adds_aligned_rocks(rng):
+    images, masks = images_with_big_rock(rng)
+    out_images, out_masks = augment(
+        images, masks, [{"name": "big_rock_copy_paste", "probability": 1.0}], seed=2
+    )
+    np.testing.assert_array_equal(out_images, out_masks * 50)
+    rocks_per_image = (out_masks == 4).reshape(len(masks), -1).sum(axis=1)
+    assert (rocks_per_image[2:] >= 12).all()  # every other image got at least one pasted rock
+    assert set(np.unique(out_masks)) == {1, 4}
+
+
+def test_cutmix_keeps_alignment_and_targets_big_rock(rng):
+    images, masks = mask_shaped_pair(rng, 30)
+    out_images, out_masks = augment(images, masks, [{"name": "cutmix", "probability": 1.0}], 4)
+    np.testing.assert_array_equal(out_images, out_masks * 50)
+    assert (out_masks != masks).reshape(30, -1).any(axis=1).sum() > 20
+    images, masks = images_with_big_rock(rng)
+    step = {"name": "cutmix", "probability": 1.0, "max_fraction": 1.0, "big_rock_partners": True}
+    _, out_masks = augment(images, masks, [step], seed=5)
+    assert ((out_masks == 4).reshape(len(masks), -1).any(axis=1)).sum() > 2

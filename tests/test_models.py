@@ -166,7 +166,6 @@ def test_a_few_train_steps_lower_the_loss(architecture, loss_cfg, eager):
     )
     losses = model.fit(x, y, epochs=6, batch_size=4, verbose=0).history["loss"]
     assert np.isfinite(losses).all()
-    print(losses)
     assert losses[-1] < 0.9 * losses[0], losses
 
 

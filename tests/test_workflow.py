@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -34,11 +35,20 @@ def test_comparison_table_rows_and_values(tiny_run):
         assert table[column].between(0, 1).all(), column
     big_rock = table["iou_big_rock_mean"].dropna()
     assert big_rock.between(0, 1).all()
-    assert (table.n_seeds == 1).all()
-    assert (table.parameters > 0).all() and (table.epochs_mean == 2).all()
+    assert (table.n_seeds == 2).all() and (table.epochs_mean == 2).all()
+    assert (table.parameters > 0).all() and (table.miou_std >= 0).all()
+    for row in table.itertuples():  # mean and std over the two seeds' score files
+        per_seed = [
+            json.loads(
+                (tiny_run / f"results/scores/unet/seed{s}/{row.postprocessing}.json").read_text()
+            )["mean_iou"]
+            for s in (1, 2)
+        ]
+        assert row.miou_mean == pytest.approx(np.mean(per_seed), abs=1e-6)
+        assert row.miou_std == pytest.approx(np.std(per_seed, ddof=1), abs=1e-6)
     assert table.miou_mean.is_monotonic_decreasing
     markdown = (tiny_run / "results" / "comparison.md").read_text()
-    assert markdown.count("| unet |") == 3
+    assert markdown.count("| unet |") == 3 and markdown.count("(n=2)") == 3
 
 
 def test_submission_is_in_course_format_and_scored(tiny_run):
@@ -75,7 +85,7 @@ def test_data_steps_are_byte_identical_across_runs(tiny_run, tmp_path):
         "results/data/filtered.npz",
         "results/data/train.npz",
         "results/data/val.npz",
-        "results/data/train_augmented.npz",
+        "results/data/augmented.npz",
     ]
     snakemake(tmp_path, "--cores", "2", *targets)
     for target in targets:
@@ -128,3 +138,79 @@ def test_bad_raw_data_stops_load_raw_and_leaves_no_output(tmp_path):
     assert "outside 0-4" in result.stderr and "Fix: map your labels to 0-4" in result.stderr
     leftovers = list((tmp_path / "run" / "results").rglob("*.npz"))
     assert leftovers == []
+
+
+def _copies_across(train_images, val_images):
+    """How many validation images equal a training image or one of its flips."""
+    seen = set()
+    for image in train_images:
+        for flipped in (image, image[:, ::-1], image[::-1], image[::-1, ::-1]):
+            seen.add(flipped.tobytes())
+    return sum(image.tobytes() in seen for image in val_images)
+
+
+@pytest.mark.parametrize("leaky", [False, True])
+def test_leaky_switch_puts_copies_on_both_sides(tmp_path, leaky):
+    config = _tiny_config()
+    config["split"]["leaky"] = leaky
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = tmp_path / "run"
+    snakemake(run, "--cores", "1", "results/data/train.npz", "results/data/val.npz", config=path)
+    train = np.load(run / "results/data/train.npz")["images"]
+    val = np.load(run / "results/data/val.npz")["images"]
+    copies = _copies_across(train, val)
+    if leaky:  # augmented (x4 flips) before the split: most validation images leak
+        assert len(train) + len(val) == 4 * 43 and copies > len(val) // 2
+    else:
+        assert len(train) + len(val) == 43 and copies == 0
+
+
+def test_every_variant_ensemble_and_big_rock_helper(tmp_path):
+    """All architectures, a separately trained pair, a Big Rock helper and a soft-vote ensemble
+    go through train -> predict (with TTA) -> post-process -> score -> table."""
+    config = TINY_CONFIG.parent / "tiny_variants.yaml"
+    snakemake(tmp_path, "--cores", "2", "--resources", "gpu=1", config=config)
+    table = pd.read_csv(tmp_path / "results" / "comparison.csv").set_index(
+        ["variant", "postprocessing"]
+    )
+    variants = [
+        "unet",
+        "stacked",
+        "parallel_symmetric",
+        "parallel_unbalanced",
+        "separate",
+        "multipath",
+        "unet_multipath",
+    ]
+    assert sorted(table.index) == sorted(
+        (v, m) for v in variants for m in ["none", "nearest_label"]
+    )
+    assert table.miou_mean.between(0, 1).all()
+    info = {
+        (name, m): yaml.safe_load(
+            (tmp_path / f"results/training/{name}/seed1/member{m}_info.json").read_text()
+        )
+        for name, m in [
+            ("unet", 0),
+            ("multipath", 0),
+            ("bigrock", 0),
+            ("separate", 0),
+            ("separate", 1),
+        ]
+    }
+    params = table.parameters.xs("none", level="postprocessing")
+    # separate: two unets; unet: itself plus its Big Rock helper; ensemble: unet + multipath
+    assert params["separate"] == info["separate", 0]["parameter_count"] * 2
+    assert (
+        params["unet"] == info["unet", 0]["parameter_count"] + info["bigrock", 0]["parameter_count"]
+    )
+    assert params["unet_multipath"] == (
+        info["unet", 0]["parameter_count"] + info["multipath", 0]["parameter_count"]
+    )
+    assert info["bigrock", 0]["target"] == "big_rock"
+    assert info["separate", 1]["loss"]["name"] == "sparse_categorical_crossentropy"
+    assert info["separate", 1]["seed"] == 1001 and info["separate", 0]["seed"] == 1
+    weights = info["multipath", 0]["loss"]["class_weights"]
+    assert weights[0] == 0 and weights[4] > weights[1]  # inverse frequency, background 0
+    assert (tmp_path / "results/models/separate/seed1/member1.keras").exists()

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from marsseg import BIG_ROCK
 from marsseg.errors import InputError
 
 Arrays = tuple[np.ndarray, np.ndarray]
@@ -81,12 +82,81 @@ def gaussian_noise(
     return _to_uint8(images + noise), masks
 
 
+def _big_rock_bank(images: np.ndarray, masks: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Every connected Big Rock region as (grey patch, boolean shape) cut to its bounding box."""
+    from scipy import ndimage
+
+    bank = []
+    for image, mask in zip(images, masks, strict=True):
+        regions, _ = ndimage.label(mask == BIG_ROCK)
+        for region, box in enumerate(ndimage.find_objects(regions), start=1):
+            shape = regions[box] == region
+            if shape.sum() >= 4:
+                bank.append((image[box], shape))
+    return bank
+
+
+def big_rock_copy_paste(
+    images: np.ndarray,
+    masks: np.ndarray,
+    rng: np.random.Generator,
+    probability: float = 0.3,
+    max_rocks: int = 2,
+) -> Arrays:
+    """Paste 1..max_rocks Big Rock regions, cut from the training images, into a random share of
+    the images at random places (the top peers' lever for the rare class)."""
+    bank = _big_rock_bank(images, masks)
+    images, masks = images.copy(), masks.copy()
+    if not bank:
+        return images, masks
+    height, width = images.shape[1:]
+    for i in np.flatnonzero(_chosen(len(images), probability, rng)):
+        for _ in range(rng.integers(1, max_rocks + 1)):
+            patch, shape = bank[rng.integers(len(bank))]
+            top = rng.integers(0, height - shape.shape[0] + 1)
+            left = rng.integers(0, width - shape.shape[1] + 1)
+            window = (slice(top, top + shape.shape[0]), slice(left, left + shape.shape[1]))
+            images[i][window][shape] = patch[shape]
+            masks[i][window][shape] = BIG_ROCK
+    return images, masks
+
+
+def cutmix(
+    images: np.ndarray,
+    masks: np.ndarray,
+    rng: np.random.Generator,
+    probability: float = 0.5,
+    max_fraction: float = 0.5,
+    big_rock_partners: bool = False,
+) -> Arrays:
+    """Replace a random rectangle (up to max_fraction of each side) of a random share of the
+    images, and of their masks, by the same rectangle of another image. With
+    `big_rock_partners`, the partner is an image with Big Rock (class-targeted CutMix)."""
+    n, height, width = images.shape
+    partners_pool = np.arange(n)
+    if big_rock_partners:
+        with_rock = np.flatnonzero((masks == BIG_ROCK).reshape(n, -1).any(axis=1))
+        partners_pool = with_rock if len(with_rock) else partners_pool
+    out_images, out_masks = images.copy(), masks.copy()
+    for i in np.flatnonzero(_chosen(n, probability, rng)):
+        partner = partners_pool[rng.integers(len(partners_pool))]
+        h = int(rng.integers(1, max(2, int(height * max_fraction)) + 1))
+        w = int(rng.integers(1, max(2, int(width * max_fraction)) + 1))
+        top, left = rng.integers(0, height - h + 1), rng.integers(0, width - w + 1)
+        box = (slice(top, top + h), slice(left, left + w))
+        out_images[i][box] = images[partner][box]
+        out_masks[i][box] = masks[partner][box]
+    return out_images, out_masks
+
+
 AUGMENTATIONS: dict[str, Callable[..., Arrays]] = {
     "flips": flips,
     "rotate180": rotate180,
     "brightness": brightness,
     "contrast": contrast,
     "gaussian_noise": gaussian_noise,
+    "big_rock_copy_paste": big_rock_copy_paste,
+    "cutmix": cutmix,
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from marsseg import BIG_ROCK
 from marsseg.training import images_to_input
 
 
@@ -30,16 +31,32 @@ def mean_probabilities(models, images: np.ndarray, batch_size: int, tta: bool) -
 
 
 def predict_labels(
-    models, images: np.ndarray, batch_size: int, tta: bool = False, chunk: int = 1024
+    models,
+    images: np.ndarray,
+    batch_size: int,
+    tta: bool = False,
+    big_rock_helpers=(),
+    big_rock_threshold: float = 0.5,
+    chunk: int = 1024,
 ) -> dict[str, np.ndarray]:
     """Label maps (uint8, N x 64 x 128) `labels` (argmax over 0-4) and `labels_no_background`
-    (argmax over 1-4), computed chunk by chunk so memory stays flat on the 10022 test images."""
+    (argmax over 1-4), computed chunk by chunk so memory stays flat on the 10022 test images.
+    With Big Rock helpers (binary models), pixels where their mean Big Rock probability reaches
+    the threshold become Big Rock in both maps."""
     labels = np.empty(images.shape, dtype=np.uint8)
     labels_no_background = np.empty(images.shape, dtype=np.uint8)
     for start in range(0, len(images), chunk):
-        p = mean_probabilities(models, images[start : start + chunk], batch_size, tta)
-        labels[start : start + chunk] = np.argmax(p, axis=-1)
-        labels_no_background[start : start + chunk] = 1 + np.argmax(p[..., 1:], axis=-1)
+        batch = images[start : start + chunk]
+        p = mean_probabilities(models, batch, batch_size, tta)
+        best = np.argmax(p, axis=-1)
+        best_labelled = 1 + np.argmax(p[..., 1:], axis=-1)
+        if big_rock_helpers:
+            rock = mean_probabilities(big_rock_helpers, batch, batch_size, tta)[..., 1]
+            confident = rock >= big_rock_threshold
+            best[confident] = BIG_ROCK
+            best_labelled[confident] = BIG_ROCK
+        labels[start : start + chunk] = best
+        labels_no_background[start : start + chunk] = best_labelled
     return {"labels": labels, "labels_no_background": labels_no_background}
 
 
@@ -50,7 +67,14 @@ def load_models(paths: list[str]):
 
 
 def predict_files(
-    model_paths: list[str], val_npz: str, test_npz: str, out_npz: str, batch_size: int, tta: bool
+    model_paths: list[str],
+    big_rock_helper_paths: list[str],
+    val_npz: str,
+    test_npz: str,
+    out_npz: str,
+    batch_size: int,
+    tta: bool,
+    big_rock_threshold: float = 0.5,
 ) -> None:
     """Predict the validation and test images with a variant's members (their mean softmax)."""
     import logging
@@ -58,9 +82,11 @@ def predict_files(
     from marsseg.io import load_arrays, save_arrays
 
     models = load_models(model_paths)
+    helpers = load_models(big_rock_helper_paths)
     arrays = {}
     for name, path in (("val", val_npz), ("test", test_npz)):
-        predicted = predict_labels(models, load_arrays(path)["images"], batch_size, tta)
+        images = load_arrays(path)["images"]
+        predicted = predict_labels(models, images, batch_size, tta, helpers, big_rock_threshold)
         arrays.update({f"{name}_{key}": value for key, value in predicted.items()})
         logging.getLogger(__name__).info("predicted %d %s images", len(predicted["labels"]), name)
     save_arrays(out_npz, **arrays)

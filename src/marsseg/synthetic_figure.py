@@ -14,9 +14,12 @@ def _pick(training_set: np.ndarray, n: int, rng: np.random.Generator) -> np.ndar
     masks = np.asarray(training_set[:, 1])
     n = min(n, len(masks))
     idx = list(rng.choice(len(masks), size=n, replace=False))
-    with_rock = np.flatnonzero((masks == 4).any(axis=(1, 2)))
-    if n and len(with_rock) and not any(i in set(with_rock.tolist()) for i in idx):
-        idx[-1] = int(rng.choice(with_rock))
+    rock_pixels = (masks == 4).sum(axis=(1, 2))
+    with_rock = np.flatnonzero(rock_pixels > 0)
+    if n and len(with_rock) and not any(rock_pixels[i] > 0 for i in idx):
+        # a tile where the Big Rock is clearly visible (at least the median rock area)
+        clear = with_rock[rock_pixels[with_rock] >= np.median(rock_pixels[with_rock])]
+        idx[-1] = int(rng.choice(clear))
     return np.asarray(idx, dtype=int)
 
 

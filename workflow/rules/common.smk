@@ -14,6 +14,15 @@ from marsseg.models import ARCHITECTURE_NAMES, describe  # noqa: E402
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
 
 
+def check_raw_data():
+    path = config["raw_data"]
+    if path != "synthetic" and not os.path.isfile(path):
+        raise ValueError(
+            f"config: raw_data '{path}' does not exist. Fix: set raw_data to the path of "
+            "mars_for_students.npz (or another course-format npz), or to `synthetic`."
+        )
+
+
 def check_variants():
     for name in config["variants"]:
         for member in members(name):
@@ -22,6 +31,24 @@ def check_variants():
                     f"config: variant '{name}' names architecture '{member['architecture']}', "
                     f"which does not exist. Fix: use one of {', '.join(ARCHITECTURE_NAMES)}."
                 )
+    for name, variant in config["variants"].items():
+        helper = variant.get("big_rock_helper", {}).get("variant")
+        if (
+            helper is not None
+            and config["variants"].get(helper, {}).get("target") != "big_rock"
+        ):
+            raise ValueError(
+                f"config: variant '{name}' uses big_rock_helper '{helper}', which is not a variant "
+                "with `target: big_rock`. Fix: define it under `variants:` with "
+                "architecture: bigrock_binary and target: big_rock."
+            )
+    known = list(config["variants"]) + list(config["ensembles"])
+    unknown = [name for name in config["run_variants"] or [] if name not in known]
+    if unknown:
+        raise ValueError(
+            f"config: run_variants lists unknown variant(s) {unknown}. "
+            f"Fix: use names defined under `variants:` or `ensembles:` ({', '.join(known)})."
+        )
     for name, parts in config["ensembles"].items():
         if name in config["variants"]:
             raise ValueError(
@@ -51,6 +78,7 @@ def members(variant):
                 "loss": copy.deepcopy(overrides.get("loss", settings["loss"])),
                 "training": training,
                 "seed_offset": overrides.get("seed_offset", 1000 * index),
+                "target": settings.get("target", "classes"),
             }
         )
     return resolved
@@ -69,31 +97,81 @@ def trained_variants(name):
     return config["ensembles"].get(name, [name])
 
 
+def big_rock_helper(name):
+    """The Big Rock helper settings of a predicted name (an ensemble has none), or {}."""
+    return config["variants"].get(name, {}).get("big_rock_helper", {})
+
+
+def helper_models(wildcards):
+    helper = big_rock_helper(wildcards.variant)
+    if not helper:
+        return []
+    return [
+        f"results/models/{helper['variant']}/seed{wildcards.seed}/member{index}.keras"
+        for index in range(len(members(helper["variant"])))
+    ]
+
+
+def helper_threshold(wildcards):
+    return big_rock_helper(wildcards.variant).get("threshold", 0.5)
+
+
 def variant_features(variant):
     if variant in config["ensembles"]:
         return "soft-vote ensemble of " + " + ".join(config["ensembles"][variant])
     features = [describe(m["architecture"], m["params"]) for m in members(variant)]
+    text = features[0]
     if len(features) > 1:
-        return f"{len(features)} separately trained: " + " + ".join(features)
-    return features[0]
+        text = f"{len(features)} separately trained: " + " + ".join(features)
+    helper = big_rock_helper(variant)
+    if helper:
+        text += f"; Big Rock from {helper['variant']} where p >= {helper.get('threshold', 0.5)}"
+    return text
 
 
+check_raw_data()
 check_variants()
 
-VARIANTS = list(config["variants"])
-PREDICTED = VARIANTS + list(
-    config["ensembles"]
-)  # what gets predicted, scored and tabled
+VARIANTS = list(config["variants"])  # everything that can be trained
+SCORED_VARIANTS = [
+    name
+    for name, v in config["variants"].items()
+    if v.get("target", "classes") == "classes"
+]
+# What this run predicts, scores and tables (Big Rock helpers are trained on demand only).
+PREDICTED = [
+    name
+    for name in SCORED_VARIANTS + list(config["ensembles"])
+    if config["run_variants"] is None or name in config["run_variants"]
+]
 SEEDS = [str(seed) for seed in config["seeds"]]
 METHODS = config["postprocessing"]["methods"]
 SYNTHETIC = config["raw_data"] == "synthetic"
 
 
 wildcard_constraints:
-    variant="|".join(PREDICTED),
+    variant="|".join(VARIANTS + list(config["ensembles"])),
     seed=r"\d+",
     member=r"\d+",
     method="|".join(METHODS),
+
+
+# Augmentation applies to the training split only; the `leaky` ablation (seed 001's mistake)
+# augments first and splits after, so that copies of one image land on both sides.
+LEAKY = config["split"]["leaky"]
+AUGMENTED = "results/data/augmented.npz"
+
+
+def split_input():
+    return AUGMENTED if LEAKY else "results/data/filtered.npz"
+
+
+def augment_input():
+    return "results/data/filtered.npz" if LEAKY else "results/data/train.npz"
+
+
+def training_input():
+    return "results/data/train.npz" if LEAKY else AUGMENTED
 
 
 def raw_data_file(wildcards):
@@ -103,10 +181,13 @@ def raw_data_file(wildcards):
 
 
 def trained_members(name):
-    """(variant, member index) of every model behind a predicted name."""
+    """(variant, member index) of every model behind a predicted name, its helper's included."""
+    variants = trained_variants(name)
+    if big_rock_helper(name):
+        variants = variants + [big_rock_helper(name)["variant"]]
     return [
         (variant, index)
-        for variant in trained_variants(name)
+        for variant in variants
         for index in range(len(members(variant)))
     ]
 
@@ -114,7 +195,8 @@ def trained_members(name):
 def member_models(wildcards):
     return [
         f"results/models/{variant}/seed{wildcards.seed}/member{index}.keras"
-        for variant, index in trained_members(wildcards.variant)
+        for variant in trained_variants(wildcards.variant)
+        for index in range(len(members(variant)))
     ]
 
 

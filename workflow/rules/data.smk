@@ -50,7 +50,7 @@ rule filter_outliers:
 
 rule split:
     input:
-        "results/data/filtered.npz",
+        split_input(),
     output:
         train="results/data/train.npz",
         val="results/data/val.npz",
@@ -61,16 +61,18 @@ rule split:
     conda:
         "../../envs/data.yaml"
     params:
-        **config["split"],
+        val_fraction=config["split"]["val_fraction"],
+        seed=config["split"]["seed"],
+        stratify_on_big_rock=config["split"]["stratify_on_big_rock"],
     script:
         "../scripts/split.py"
 
 
 rule augment:
     input:
-        "results/data/train.npz",
+        augment_input(),
     output:
-        "results/data/train_augmented.npz",
+        AUGMENTED,
     log:
         "logs/augment.log",
     benchmark:

@@ -1,6 +1,6 @@
 rule train:
     input:
-        train="results/data/train_augmented.npz",
+        train=training_input(),
         val="results/data/val.npz",
     output:
         model="results/models/{variant}/seed{seed}/member{member}.keras",
@@ -27,6 +27,7 @@ rule train:
 rule predict:
     input:
         models=member_models,
+        big_rock_helper=helper_models,
         val="results/data/val.npz",
         test="results/data/test.npz",
     output:

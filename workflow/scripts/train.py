@@ -15,4 +15,5 @@ with logged_to(snakemake.log[0]):
         loss=settings["loss"],
         training=settings["training"],
         seed=snakemake.params.seed,
+        target=settings["target"],
     )

@@ -92,7 +92,7 @@ def _pixel_weights(labels, class_weights):
 
 
 def focal_loss(y_true, y_pred, gamma: float, class_weights) -> keras.KerasTensor:
-    labels, one_hot = _one_hot(y_true, len(class_weights))
+    _, one_hot = _one_hot(y_true, len(class_weights))
     per_pixel = keras.losses.categorical_focal_crossentropy(
         one_hot, y_pred, alpha=ops.convert_to_tensor(class_weights, "float32"), gamma=gamma
     )

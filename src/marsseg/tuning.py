@@ -1,0 +1,130 @@
+"""Optuna hyper-parameter search over one variant (seed 001's tuning), an optional rule.
+
+Each trial trains the variant's first member with the workflow's own training code
+(`train_member`, so the same loss, callbacks and validation mIoU) for `epochs` epochs, with
+learning rate, weight decay, focal gamma and the Big Rock class weight drawn from the configured
+ranges, and scores it by its best validation mIoU. The TPE sampler is seeded, so the same
+config suggests the same trials.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import logging
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from marsseg import BIG_ROCK
+from marsseg.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+# search-space key -> how it is drawn (log scale or not)
+SEARCH_SPACE_KEYS = {
+    "learning_rate": True,
+    "weight_decay": True,
+    "focal_gamma": False,
+    "big_rock_weight": False,
+}
+
+
+def trial_settings(suggest, settings: dict, space: dict) -> tuple[dict, dict]:
+    """(member settings with the trial's values filled in, the values drawn).
+
+    `suggest(name, low, high, log)` draws one value; `space` maps SEARCH_SPACE_KEYS to
+    [low, high]. A key is left out where it does not apply (gamma of a non-focal loss, a
+    Big Rock weight when the class weights are not a list of five).
+    """
+    settings = copy.deepcopy(settings)
+    drawn = {}
+    loss = settings["loss"]
+    for key, (low, high) in space.items():
+        if key == "focal_gamma" and loss["name"] != "focal":
+            continue
+        weights = loss.get("class_weights")
+        if key == "big_rock_weight" and not (isinstance(weights, list) and len(weights) > BIG_ROCK):
+            continue
+        drawn[key] = suggest(key, float(low), float(high), SEARCH_SPACE_KEYS[key])
+    if "learning_rate" in drawn:
+        settings["training"]["learning_rate"] = drawn["learning_rate"]
+    if "weight_decay" in drawn:
+        settings["training"]["weight_decay"] = drawn["weight_decay"]
+    if "focal_gamma" in drawn:
+        loss["gamma"] = drawn["focal_gamma"]
+    if "big_rock_weight" in drawn:
+        loss["class_weights"][BIG_ROCK] = drawn["big_rock_weight"]
+    return settings, drawn
+
+
+def tune_variant(
+    train_npz: str,
+    val_npz: str,
+    settings: dict,
+    space: dict,
+    n_trials: int,
+    epochs: int,
+    seed: int,
+    trials_out: str,
+    best_out: str,
+) -> dict:
+    """Run the search; write every trial (CSV) and the best values as a config snippet (YAML)."""
+    import keras
+    import optuna
+
+    from marsseg.training import train_member
+
+    settings = copy.deepcopy(settings)
+    settings["training"]["epochs"] = epochs
+    rows = []
+
+    def objective(trial):
+        def suggest(name, low, high, log_scale):
+            return trial.suggest_float(name, low, high, log=log_scale)
+
+        trial_config, drawn = trial_settings(suggest, settings, space)
+        with tempfile.TemporaryDirectory(prefix="trial") as tmp:
+            tmp = Path(tmp)
+            info = train_member(
+                train_npz=train_npz,
+                val_npz=val_npz,
+                model_out=str(tmp / "model.keras"),
+                history_out=str(tmp / "history.csv"),
+                info_out=str(tmp / "info.json"),
+                checkpoint_dir=str(tmp / "checkpoint"),
+                architecture=trial_config["architecture"],
+                params=trial_config["params"],
+                loss=trial_config["loss"],
+                training=trial_config["training"],
+                seed=seed,
+                target=trial_config["target"],
+            )
+        keras.backend.clear_session()
+        score = info["best_val_miou"]
+        rows.append({"trial": trial.number, **drawn, "best_val_miou": score})
+        log.info("trial %d: %s -> best val_miou %.4f", trial.number, drawn, score)
+        return score
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    study.optimize(objective, n_trials=n_trials)
+
+    with atomic_path(trials_out) as tmp:
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    best = {
+        "best_val_miou": study.best_value,
+        "trial": study.best_trial.number,
+        "values": study.best_params,
+    }
+    with atomic_path(best_out) as tmp:
+        Path(tmp).write_text(
+            "# Best trial of the Optuna search; copy the values into the variant's config.\n"
+            + yaml.safe_dump(best, sort_keys=False)
+        )
+    log.info("best trial %d: %s (val_miou %.4f)", best["trial"], best["values"], study.best_value)
+    return best
