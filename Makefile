@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: setup run demo report test lint clean
+.PHONY: setup run demo report test lint clean bench bench-course
 
 setup: $(VENV)/installed.stamp
 
@@ -25,6 +25,16 @@ demo: setup
 
 report: setup
 	$(SNAKEMAKE) --profile profiles/local --report results/report.html
+
+# Speed and memory on course-size synthetic data: results/benchmark.md and .csv (issue 7).
+# Extra options through BENCH_ARGS, e.g. make bench BENCH_ARGS="--quick" (see --help).
+bench: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m marsseg.benchmark $(BENCH_ARGS)
+
+# The real workflow at course size, 1 epoch per variant, in results/bench_run: each rule's
+# runtime and peak RSS from its benchmark file, in results/benchmark_course.md and .csv.
+bench-course: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m marsseg.benchmark --course-run $(BENCH_ARGS)
 
 test: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest

@@ -53,3 +53,17 @@ def test_equals_sklearn_jaccard_on_labelled_pixels(seed):
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="pixels"):
         confusion_matrix(np.zeros(4), np.zeros(5))
+
+
+def test_chunked_counts_equal_one_pass_and_reject_labels_above_4():
+    rng = np.random.default_rng(7)
+    truth = rng.integers(0, 5, size=(3, 64, 128), dtype=np.uint8)
+    pred = rng.integers(0, 5, size=(3, 64, 128), dtype=np.uint8)
+    expected = np.zeros((5, 5), dtype=np.int64)
+    np.add.at(expected, (truth[truth != 0], pred[truth != 0]), 1)
+    for chunk in (1000, 4096, 1 << 20):  # 1000 leaves a partial last chunk
+        np.testing.assert_array_equal(confusion_matrix(truth, pred, chunk=chunk), expected)
+    assert confusion_matrix(truth, pred).sum() == np.count_nonzero(truth)
+    pred[2, 5, 5] = 7
+    with pytest.raises(ValueError, match="0-4"):
+        confusion_matrix(truth, pred)

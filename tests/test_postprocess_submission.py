@@ -1,24 +1,95 @@
-import numpy as np
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import ndimage
+
+from marsseg.io import save_arrays
 from marsseg.postprocess import apply_method, nearest_label
+from marsseg.steps import POSTPROCESSED, submission
 from marsseg.submission import read_submission, write_submission
 
 
-def test_nearest_label_fills_zeros_from_nearest_labelled_pixel():
-    mask = np.array([[1, 0, 0, 0, 2]], dtype=np.uint8)[None]
-    out = nearest_label(mask)
-    # distances: pixel 1 -> 1 (d=1) ; pixel 2 -> tie (1 at d=2, 2 at d=2); pixel 3 -> 2
-    assert out[0, 0, 1] == 1 and out[0, 0, 3] == 2
-    assert out[0, 0, 2] in (1, 2)
-    assert (out != 0).all()
+def nearest_label_per_image(labels, all_background_label=4):
+    """The reference: scipy's exact distance transform on each mask, one at a time."""
+    out = labels.copy()
+    for i, mask in enumerate(labels):
+        zero = mask == 0
+        if zero.all():
+            if all_background_label is not None:
+                out[i] = all_background_label
+        elif zero.any():
+            _, (rows, cols) = ndimage.distance_transform_edt(zero, return_indices=True)
+            out[i] = mask[rows, cols]
+    return out
+
+
+@pytest.mark.parametrize(
+    ("mask", "expected"),
+    [
+        # the nearest label; a tie between columns goes to the left one
+        ([[1, 0, 0, 0, 2]], [[1, 1, 1, 2, 2]]),
+        # a tie within one column goes to the upper row
+        ([[1], [0], [3]], [[1], [1], [3]]),
+        # diagonal ties (distance sqrt 2 and 2): the left column wins
+        ([[0, 0, 2], [0, 0, 0], [3, 0, 0]], [[3, 2, 2], [3, 3, 2], [3, 3, 3]]),
+        # far from every label (the distance transform's part): corners (0, 4) and (4, 0) and the
+        # anti-diagonal are equally far from both labels and go to the left column's label 1
+        (
+            [[1, 0, 0, 0, 0]] + [[0] * 5] * 3 + [[0, 0, 0, 0, 2]],
+            [
+                [1, 1, 1, 1, 1],
+                [1, 1, 1, 1, 2],
+                [1, 1, 1, 2, 2],
+                [1, 1, 2, 2, 2],
+                [1, 2, 2, 2, 2],
+            ],
+        ),
+        # labels in one column, rows 0 and 4: row 2 is equally far from both, the upper one wins
+        ([[0, 0, 1, 0, 0]] + [[0] * 5] * 3 + [[0, 0, 3, 0, 0]], [[1] * 5] * 3 + [[3] * 5] * 2),
+    ],
+)
+def test_nearest_label_by_hand_ties_included(mask, expected):
+    masks = np.array(mask, dtype=np.uint8)[None]
+    np.testing.assert_array_equal(nearest_label(masks)[0], expected)
+    np.testing.assert_array_equal(nearest_label_per_image(masks)[0], expected)
 
 
 def test_nearest_label_all_zero_and_no_zero():
-    masks = np.zeros((2, 4, 4), dtype=np.uint8)
+    masks = np.zeros((3, 4, 4), dtype=np.uint8)
     masks[1] = 3
+    masks[2, 0, 0] = 2  # one label: everything becomes 2
     out = nearest_label(masks, all_background_label=4)
-    assert (out[0] == 4).all() and (out[1] == 3).all()
-    assert (nearest_label(masks, all_background_label=None)[0] == 0).all()
+    assert (out[0] == 4).all() and (out[1] == 3).all() and (out[2] == 2).all()
+    assert (nearest_label(masks, all_background_label=1)[0] == 1).all()
+    switched_off = nearest_label(masks, all_background_label=None)
+    assert (switched_off[0] == 0).all() and (switched_off[2] == 2).all()
+    assert nearest_label(np.zeros((0, 4, 4), dtype=np.uint8)).shape == (0, 4, 4)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("all_background_label", [4, None])
+def test_nearest_label_equals_the_per_image_distance_transform(seed, all_background_label):
+    """Random masks: scattered 0s of every density (first half), one 0 blob far from the labels
+    around it (third quarter), both (last quarter), an all-0 mask and one without 0; chunk sizes
+    that end chunks mid-stack."""
+    rng = np.random.default_rng(seed)
+    n, height, width = 40, int(rng.integers(1, 40)), int(rng.integers(1, 70))
+    masks = rng.integers(1, 5, (n, height, width), dtype=np.uint8)
+    density = rng.uniform(0, 1, n)[:, None, None]
+    density[n // 2 : 3 * n // 4] = 0
+    masks[rng.random((n, height, width)) < density] = 0
+    for i in range(n // 2, n):
+        top, left = rng.integers(0, height), rng.integers(0, width)
+        masks[
+            i, top : top + rng.integers(1, height + 1), left : left + rng.integers(1, width + 1)
+        ] = 0
+    masks[0] = 0
+    masks[1] = 2
+    expected = nearest_label_per_image(masks, all_background_label)
+    for chunk in (1, 7, 64):
+        np.testing.assert_array_equal(nearest_label(masks, all_background_label, chunk), expected)
 
 
 def test_methods():
@@ -38,3 +109,31 @@ def test_submission_round_trip(tmp_path, rng):
     assert len(lines) == 8 and lines[3].startswith("2,")
     assert lines[1].split(",")[1:4] == [str(v) for v in masks[0, 0, :3]]
     np.testing.assert_array_equal(read_submission(path), masks)
+
+
+def test_submissions_of_the_best_row_and_of_each_variant(tmp_path, monkeypatch, rng):
+    """Each variant's CSV holds its best method's test masks; submission.csv the best row's."""
+    monkeypatch.chdir(tmp_path)
+    table = pd.DataFrame(
+        {  # sorted by mIoU, as the comparison table is
+            "variant": ["a", "b", "a", "b"],
+            "postprocessing": ["nearest_label", "none", "none", "nearest_label"],
+            "miou_mean": [0.6, 0.5, 0.4, 0.3],
+        }
+    )
+    table.to_csv("comparison.csv", index=False)
+    test_masks = {}
+    for variant in "ab":
+        for method in ("none", "nearest_label"):
+            masks = rng.integers(0, 5, (3, 64, 128), dtype=np.uint8)
+            save_arrays(POSTPROCESSED.format(variant=variant, seed=1, method=method), test=masks)
+            test_masks[variant, method] = masks
+    for variant, best in [("a", "nearest_label"), ("b", "none")]:
+        submission("comparison.csv", 1, f"submissions/{variant}.csv", variant)
+        np.testing.assert_array_equal(
+            read_submission(f"submissions/{variant}.csv"), test_masks[variant, best]
+        )
+    submission("comparison.csv", 1, "submission.csv")
+    assert Path("submission.csv").read_bytes() == Path("submissions/a.csv").read_bytes()
+    with pytest.raises(ValueError, match="no row of variant 'c'"):
+        submission("comparison.csv", 1, "c.csv", "c")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -58,6 +59,49 @@ def test_submission_is_in_course_format_and_scored(tiny_run):
     assert 0 <= score["mean_iou"] <= 1 and not math.isnan(score["mean_iou"])
 
 
+def test_each_variant_submits_its_best_method_and_the_best_row_is_submitted(tiny_run):
+    table = pd.read_csv(tiny_run / "results" / "comparison.csv")
+    best = table.postprocessing[table.variant == "unet"].iloc[0]
+    postprocessed = np.load(tiny_run / f"results/postprocessed/unet/seed1/{best}.npz")["test"]
+    variant_csv = tiny_run / "results" / "submissions" / "unet.csv"
+    np.testing.assert_array_equal(read_submission(variant_csv), postprocessed)
+    # one variant here, so the best row's submission is that variant's
+    assert (tiny_run / "results" / "submission.csv").read_bytes() == variant_csv.read_bytes()
+
+
+def _embedded_files(html: str) -> list[tuple[str, bytes]]:
+    """(file name, content) of every file the report embeds as a base64 data URI."""
+    found = re.findall(r"data:[\w/+.-]+;charset=[\w-]+;filename=([^;]+);base64,([\w+/=]+)", html)
+    return [(name, base64.b64decode(data)) for name, data in found]
+
+
+def test_report_holds_the_table_and_every_figure(tiny_run):
+    snakemake(tiny_run, "--report", "results/report.html", config=None)
+    html = (tiny_run / "results" / "report.html").read_text()
+    embedded = _embedded_files(html)
+    by_name = dict(embedded)
+    top = pd.read_csv(tiny_run / "results" / "comparison.csv").iloc[0]
+    row = f"<td>unet</td><td>{top.features}</td><td>{top.postprocessing}</td>"
+    row += f"<td>{top.miou_mean:.3f} ± {top.miou_std:.3f} (n=2)</td>"
+    table = by_name["comparison.html"].decode()
+    assert row in table and table.count("<td>unet</td>") == 3
+    assert by_name["comparison.csv"] == (tiny_run / "results" / "comparison.csv").read_bytes()
+    figures = sorted((tiny_run / "results" / "figures").rglob("*.png"))
+    assert [f.relative_to(tiny_run / "results" / "figures").as_posix() for f in figures] == [
+        "class_distribution.png",
+        "confusion/unet.png",
+        "outliers.png",
+        "predictions/unet.png",
+        "training_curves/unet.png",
+    ]
+    contents = [data for _, data in embedded]  # three of the figures are named unet.png
+    for figure in figures:
+        assert figure.read_bytes() in contents, figure
+    for category in ["Comparison", "Predictions", "Training curves", "Confusion matrices", "Data"]:
+        assert f'"{category}"' in html
+    assert html.count('"labels": {"variant": "unet"}') == 3
+
+
 def test_every_rule_wrote_its_log_and_outliers_were_removed(tiny_run):
     logs = sorted(
         p.relative_to(tiny_run / "logs").as_posix() for p in (tiny_run / "logs").rglob("*.log")
@@ -73,6 +117,12 @@ def test_every_rule_wrote_its_log_and_outliers_were_removed(tiny_run):
         "score/unet/seed1/none.log",
         "comparison_table.log",
         "submission.log",
+        "submissions/unet.log",
+        "figures/predictions/unet.log",
+        "figures/training_curves/unet.log",
+        "figures/confusion/unet.log",
+        "figures/class_distribution.log",
+        "figures/outliers.log",
     ]:
         assert expected in logs
     assert "val_miou" in (tiny_run / "logs/train/unet/seed1/member0.log").read_text()

@@ -13,16 +13,26 @@ import numpy as np
 from marsseg import NUM_CLASSES, SCORED_CLASSES
 
 
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    """5x5 counts, rows = true label, columns = predicted label, over labelled pixels only."""
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
+    """5x5 counts, rows = true label, columns = predicted label, over labelled pixels only.
+
+    One np.bincount of `true * 5 + predicted` per `chunk` pixels, so that memory stays flat; the
+    row of true label 0 is then dropped (set to 0).
+    """
     y_true = np.asarray(y_true).ravel()
     y_pred = np.asarray(y_pred).ravel()
     if y_true.shape != y_pred.shape:
         raise ValueError(f"y_true has {y_true.size} pixels but y_pred has {y_pred.size}")
-    labelled = y_true != 0
-    codes = y_true[labelled].astype(np.int64) * NUM_CLASSES + y_pred[labelled].astype(np.int64)
-    counts = np.bincount(codes, minlength=NUM_CLASSES * NUM_CLASSES)
-    return counts.reshape(NUM_CLASSES, NUM_CLASSES)
+    counts = np.zeros(NUM_CLASSES * NUM_CLASSES, dtype=np.int64)
+    for start in range(0, y_true.size, chunk):
+        true = y_true[start : start + chunk].astype(np.uint8)
+        predicted = y_pred[start : start + chunk].astype(np.uint8)
+        if max(true.max(), predicted.max()) >= NUM_CLASSES:
+            raise ValueError(f"labels must lie in 0-{NUM_CLASSES - 1}")
+        counts += np.bincount(true * NUM_CLASSES + predicted, minlength=NUM_CLASSES * NUM_CLASSES)
+    confusion = counts.reshape(NUM_CLASSES, NUM_CLASSES)
+    confusion[0] = 0  # pixels whose true label is 0 are not labelled: never scored
+    return confusion
 
 
 def per_class_iou(confusion: np.ndarray) -> dict[int, float]:

@@ -12,23 +12,72 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+# The 8 pixels within distance sqrt(2), as (row, column) offsets, in the order in which
+# scipy.ndimage.distance_transform_edt breaks ties: nearer first, then left column, then upper row.
+NEIGHBOURS = ((0, -1), (-1, 0), (1, 0), (0, 1), (-1, -1), (1, -1), (-1, 1), (1, 1))
 
-def nearest_label(labels: np.ndarray, all_background_label: int | None = 4) -> np.ndarray:
-    """Fill predicted-0 pixels of each (H, W) mask in a (N, H, W) stack with the nearest label."""
+
+def nearest_label(
+    labels: np.ndarray, all_background_label: int | None = 4, chunk: int = 64
+) -> np.ndarray:
+    """Fill predicted-0 pixels of each (H, W) mask in a (N, H, W) stack with the nearest label.
+
+    The result is that of `scipy.ndimage.distance_transform_edt(mask == 0, return_indices=True)`
+    on each mask, ties included (of the labelled pixels at the smallest distance: the leftmost
+    column, then the upper row). Vectorised over `chunk` masks at a time, first from the 8
+    neighbours; only the masks with a 0 pixel farther than sqrt(2) from every label need the
+    distance transform, on the box around their 0 pixels.
+    """
     labels = np.asarray(labels, dtype=np.uint8)
     out = labels.copy()
-    for i, mask in enumerate(labels):
-        zero = mask == 0
-        if not zero.any():
-            continue
-        if zero.all():
-            if all_background_label is not None:
-                out[i] = all_background_label
-            continue
-        # For every pixel, the indices of the nearest non-zero pixel.
-        _, (rows, cols) = ndimage.distance_transform_edt(zero, return_indices=True)
-        out[i] = mask[rows, cols]
+    has_zero = labels.min(axis=(1, 2)) == 0
+    all_zero = labels.max(axis=(1, 2)) == 0
+    if all_background_label is not None:
+        out[all_zero] = all_background_label
+    some_zero = np.flatnonzero(has_zero & ~all_zero)
+    for start in range(0, len(some_zero), chunk):
+        index = some_zero[start : start + chunk]
+        out[index], unresolved = _fill_from_neighbours(labels[index])
+        for i in index[unresolved]:
+            out[i] = _fill_by_distance_transform(labels[i])
     return out
+
+
+def _fill_from_neighbours(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fill the 0 pixels that have a labelled neighbour within sqrt(2) (exactly as the distance
+    transform would); also return which masks still hold a 0 pixel."""
+    n, height, width = masks.shape
+    padded = np.zeros((n, height + 2, width + 2), dtype=np.uint8)  # 0 outside: never a label
+    padded[:, 1:-1, 1:-1] = masks
+    filled = masks.copy()
+    todo = masks == 0
+    for row, column in NEIGHBOURS:
+        neighbour = padded[:, 1 + row : 1 + row + height, 1 + column : 1 + column + width]
+        take = todo & (neighbour != 0)
+        np.copyto(filled, neighbour, where=take)
+        todo &= ~take
+    return filled, todo.reshape(n, -1).any(axis=1)
+
+
+def _fill_by_distance_transform(mask: np.ndarray) -> np.ndarray:
+    """Fill the 0 pixels of one (H, W) mask holding both 0 and labelled pixels with the label of
+    the nearest labelled pixel, via the exact Euclidean distance transform.
+
+    Only the box around the 0 pixels, one pixel wider on each side, is transformed: every pixel
+    outside the box is labelled, so for any labelled pixel outside it the box's edge holds a
+    strictly nearer one, and every nearest pixel (ties included) lies in the box.
+    """
+    zero = mask == 0
+    rows = np.flatnonzero(zero.any(axis=1))
+    columns = np.flatnonzero(zero.any(axis=0))
+    box = (
+        slice(max(rows[0] - 1, 0), rows[-1] + 2),
+        slice(max(columns[0] - 1, 0), columns[-1] + 2),
+    )
+    nearest = ndimage.distance_transform_edt(zero[box], return_distances=False, return_indices=True)
+    filled = mask.copy()
+    filled[box] = mask[box][tuple(nearest)]
+    return filled
 
 
 def apply_method(

@@ -119,9 +119,10 @@ def score(postprocessed_npz: str, val_npz: str, out_json: str) -> None:
     log.info("validation mean IoU %.4f", result["mean_iou"])
 
 
-def submission(table_csv: str, seed: int, out_csv: str) -> None:
-    """The course CSV of the best row of the comparison table (its first seed)."""
-    best = best_row(table_csv)
+def submission(table_csv: str, seed: int, out_csv: str, variant: str | None = None) -> None:
+    """The course CSV of the best row of the comparison table (of `variant`'s rows, if given):
+    that variant's test masks, post-processed by that method, from its first seed."""
+    best = best_row(table_csv, variant)
     source = POSTPROCESSED.format(variant=best["variant"], seed=seed, method=best["postprocessing"])
     write_submission(out_csv, load_arrays(source)["test"])
     log.info("submission from %s", source)

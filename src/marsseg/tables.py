@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 
 import numpy as np
@@ -11,6 +12,7 @@ from marsseg import CLASS_NAMES, SCORED_CLASSES
 from marsseg.io import atomic_path, load_json
 
 IOU_COLUMNS = [f"iou_{CLASS_NAMES[c]}" for c in SCORED_CLASSES]
+TITLE = "Comparison of variants (validation split, course-exact mean IoU over classes 1-4)"
 
 
 def _benchmark(path: str) -> dict:
@@ -66,53 +68,83 @@ def _fmt(value, digits: int = 3) -> str:
     return str(value)
 
 
-def to_markdown(table: pd.DataFrame) -> str:
-    """A Markdown table for people: mIoU as mean ± std (n seeds), per-class IoU, cost."""
-    header = [
-        "variant",
-        "features",
-        "post-processing",
-        "mIoU",
-        "soil",
-        "bedrock",
-        "sand",
-        "big rock",
-        "parameters",
-        "epochs",
-        "train s",
-        "peak MB",
-    ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+HEADER = [
+    "variant",
+    "features",
+    "post-processing",
+    "mIoU",
+    "soil",
+    "bedrock",
+    "sand",
+    "big rock",
+    "parameters",
+    "epochs",
+    "train s",
+    "peak MB",
+]
+
+
+def display_rows(table: pd.DataFrame) -> list[list[str]]:
+    """The table's cells for people: mIoU as mean ± std (n seeds), per-class IoU, cost."""
+    rows = []
     for row in table.itertuples(index=False):
         spread = "" if math.isnan(row.miou_std) else f" ± {row.miou_std:.3f}"
-        cells = [
-            row.variant,
-            row.features,
-            row.postprocessing,
-            f"{_fmt(row.miou_mean)}{spread} (n={row.n_seeds})",
-            *(_fmt(getattr(row, f"{c}_mean")) for c in IOU_COLUMNS),
-            f"{row.parameters:,}",
-            _fmt(row.epochs_mean, 1),
-            _fmt(row.train_seconds_mean, 0),
-            _fmt(row.train_peak_mb, 0),
-        ]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+        rows.append(
+            [
+                row.variant,
+                row.features,
+                row.postprocessing,
+                f"{_fmt(row.miou_mean)}{spread} (n={row.n_seeds})",
+                *(_fmt(getattr(row, f"{c}_mean")) for c in IOU_COLUMNS),
+                f"{row.parameters:,}",
+                _fmt(row.epochs_mean, 1),
+                _fmt(row.train_seconds_mean, 0),
+                _fmt(row.train_peak_mb, 0),
+            ]
+        )
+    return rows
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A Markdown table for people (see `display_rows`)."""
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(str(c) for c in cells) + " |" for cells in display_rows(table)]
     return "\n".join(lines) + "\n"
 
 
-def write_comparison(records: list[dict], out_csv: str, out_md: str) -> pd.DataFrame:
+def to_html(table: pd.DataFrame, title: str) -> str:
+    """A self-contained HTML page with the same cells as the Markdown table (for the report)."""
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in HEADER)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in cells) + "</tr>\n"
+        for cells in display_rows(table)
+    )
+    return (
+        f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        "<style>body{font-family:sans-serif;font-size:13px} table{border-collapse:collapse}"
+        " th,td{border:1px solid #ccc;padding:3px 6px;text-align:left}</style></head>\n"
+        f"<body><h3>{html.escape(title)}</h3>\n<table><thead><tr>{head}</tr></thead>\n"
+        f"<tbody>\n{body}</tbody></table></body></html>\n"
+    )
+
+
+def write_comparison(records: list[dict], out_csv: str, out_md: str, out_html: str) -> pd.DataFrame:
     table = comparison_table(records)
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     with atomic_path(out_md) as tmp:
-        tmp.write_text(
-            "# Comparison of variants (validation split, course-exact mean IoU over classes 1-4)\n\n"
-            + to_markdown(table)
-        )
+        tmp.write_text(f"# {TITLE}\n\n" + to_markdown(table))
+    with atomic_path(out_html) as tmp:
+        tmp.write_text(to_html(table, TITLE))
     return table
 
 
-def best_row(table_csv: str) -> dict:
-    """The variant and method with the highest mean validation mIoU."""
+def best_row(table_csv: str, variant: str | None = None) -> dict:
+    """The variant and method with the highest mean validation mIoU (of `variant`'s rows if
+    given)."""
     table = pd.read_csv(table_csv)
+    if variant is not None:
+        table = table[table.variant == variant]
+        if table.empty:
+            raise ValueError(f"{table_csv} has no row of variant '{variant}'")
     return table.iloc[0][["variant", "postprocessing"]].to_dict()

@@ -61,13 +61,43 @@ def class_weights_for(loss_cfg: dict, train_masks: np.ndarray, num_classes: int)
         weights = inverse_frequency_weights(
             train_masks,
             num_classes=num_classes,
-            background_weight=loss_cfg.pop("background_weight", 0.0),
+            # Background (class 0) is unscored and weighted 0 by default; for the binary Big
+            # Rock helper class 0 is "not Big Rock" and keeps its computed weight.
+            background_weight=loss_cfg.pop("background_weight", None if num_classes == 2 else 0.0),
             max_weight=loss_cfg.pop("max_weight", None),
         )
         loss_cfg["class_weights"] = [float(w) for w in weights]
     for component in loss_cfg.get("components", []):
         component.update(class_weights_for(component, train_masks, num_classes))
     return loss_cfg
+
+
+def compiled_model(architecture: str, params: dict, loss_fn, training: dict, num_classes: int):
+    """The architecture, built and compiled with the workflow's optimizer and settings (the
+    benchmark compiles its bare `model.fit` baseline with this too)."""
+    import keras
+
+    from marsseg.models import build_model
+
+    model = build_model(architecture, params, num_classes=num_classes)
+    # BatchNormalization's moving statistics trail the weights by about 1/(1 - momentum) steps;
+    # in short runs with a high learning rate Keras' 0.99 leaves them far behind, and inference
+    # (validation, prediction) suffers. A lower momentum keeps them current.
+    momentum = training.get("batch_norm_momentum")
+    if momentum is not None:
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = momentum
+    model.compile(
+        optimizer=keras.optimizers.AdamW(
+            learning_rate=training["learning_rate"],
+            weight_decay=training["weight_decay"],
+            clipnorm=training.get("clipnorm"),
+        ),
+        loss=loss_fn,
+        jit_compile=training.get("xla", "auto"),
+    )
+    return model
 
 
 def _validation_callback(val_x, val_y, loss_fn, batch_size: int, binary: bool):
@@ -124,15 +154,17 @@ def train_member(
     training: dict,
     seed: int,
     target: str = "classes",
+    extra_callbacks: tuple = (),
 ) -> dict:
     """Train one model and write it, its per-epoch history (CSV) and a small info JSON.
 
     Checkpoints live in `checkpoint_dir`, outside the declared outputs, so that a job killed
-    mid-training and started again resumes from its last completed epoch.
+    mid-training and started again resumes from its last completed epoch. `extra_callbacks` run
+    after the workflow's own (the benchmark's epoch timer uses this).
     """
     import keras
 
-    from marsseg.models import build_model, describe
+    from marsseg.models import describe
     from marsseg.models.losses import make_loss
 
     device = setup_backend(
@@ -148,17 +180,8 @@ def train_member(
     loss = class_weights_for(loss, train_y, num_classes)
     log.info("%d training and %d validation images; loss %s", len(train_x), len(val_x), loss)
 
-    model = build_model(architecture, params, num_classes=num_classes)
     loss_fn = make_loss(loss, num_classes=num_classes)
-    model.compile(
-        optimizer=keras.optimizers.AdamW(
-            learning_rate=training["learning_rate"],
-            weight_decay=training["weight_decay"],
-            clipnorm=training.get("clipnorm"),
-        ),
-        loss=loss_fn,
-        jit_compile=training.get("xla", "auto"),
-    )
+    model = compiled_model(architecture, params, loss_fn, training, num_classes)
     checkpoint_dir = Path(checkpoint_dir)
     history_csv = checkpoint_dir / "history.csv"
     metadata = checkpoint_dir / "training_metadata.json"
@@ -171,11 +194,17 @@ def train_member(
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
 
     batch_size = training["batch_size"]
+    backup = keras.callbacks.BackupAndRestore(
+        str(checkpoint_dir), delete_checkpoint=False, double_checkpoint=True
+    )
+    # It saves at epoch ends only (save_freq="epoch"), but merely having a per-batch hook makes
+    # Keras wait for every training step to finish before dispatching the next (JAX and torch
+    # backends; the bare model.fit does not wait). Its batch hook saves nothing, so let it run
+    # asynchronously like the bare fit's.
+    backup.async_safe = True
     callbacks = [
         _validation_callback(val_x, val_y, loss_fn, batch_size, binary=target == "big_rock"),
-        keras.callbacks.BackupAndRestore(
-            str(checkpoint_dir), delete_checkpoint=False, double_checkpoint=True
-        ),
+        backup,
         keras.callbacks.CSVLogger(str(history_csv), append=True),
         keras.callbacks.ReduceLROnPlateau(
             monitor="val_miou",
@@ -190,6 +219,7 @@ def train_member(
             patience=training["early_stopping_patience"],
             restore_best_weights=True,
         ),
+        *extra_callbacks,
     ]
     started = time.perf_counter()
     model.fit(

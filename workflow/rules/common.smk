@@ -192,6 +192,15 @@ def trained_members(name):
     ]
 
 
+# Every variant trained for what this run predicts: the variants themselves, ensemble parts and
+# Big Rock helpers.
+TRAINED = [
+    name
+    for name in VARIANTS
+    if any(name == variant for p in PREDICTED for variant, _ in trained_members(p))
+]
+
+
 def member_models(wildcards):
     return [
         f"results/models/{variant}/seed{wildcards.seed}/member{index}.keras"
@@ -234,11 +243,48 @@ def comparison_inputs(wildcards):
     )
 
 
+# The report's figures (workflow/rules/report.smk).
+def first_seed_postprocessed(variant):
+    """method -> the variant's post-processed label maps of the first seed."""
+    return {
+        method: f"results/postprocessed/{variant}/seed{SEEDS[0]}/{method}.npz"
+        for method in METHODS
+    }
+
+
+def score_files(variant):
+    """method -> the variant's score JSONs, one per seed."""
+    return {
+        method: [f"results/scores/{variant}/seed{seed}/{method}.json" for seed in SEEDS]
+        for method in METHODS
+    }
+
+
+def training_histories(variant):
+    """line label -> per-epoch history CSV, for every seed and member of a variant."""
+    count = len(members(variant))
+    histories = {}
+    for seed in SEEDS:
+        for m in range(count):
+            label = f"seed {seed}, member {m}" if count > 1 else f"seed {seed}"
+            histories[label] = (
+                f"results/training/{variant}/seed{seed}/member{m}_history.csv"
+            )
+    return histories
+
+
 def final_outputs():
     outputs = [
         "results/comparison.csv",
         "results/comparison.md",
+        "results/comparison.html",
         "results/submission.csv",
+        *expand("results/submissions/{variant}.csv", variant=PREDICTED),
+        "results/figures/class_distribution.png",
+        "results/figures/outliers.png",
+        *expand("results/figures/predictions/{variant}.png", variant=PREDICTED),
+        *expand("results/figures/confusion/{variant}.png", variant=PREDICTED),
+        *expand("results/figures/training_curves/{variant}.png", variant=TRAINED),
     ]
     if SYNTHETIC:
         outputs.append("results/submission_score.json")

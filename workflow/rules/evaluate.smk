@@ -35,8 +35,15 @@ rule comparison_table:
             "results/comparison.csv",
             caption="../report/comparison.rst",
             category="Comparison",
+            labels={"table": "all columns, full precision (CSV)"},
         ),
         md="results/comparison.md",
+        html=report(
+            "results/comparison.html",
+            caption="../report/comparison.rst",
+            category="Comparison",
+            labels={"table": "mean ± std over seeds"},
+        ),
     log:
         "logs/comparison_table.log",
     conda:
@@ -64,6 +71,29 @@ rule submission:
         "../../envs/data.yaml"
     params:
         seed=SEEDS[0],
+        variant=None,
+    script:
+        "../scripts/submission.py"
+
+
+# One submission per variant: its first seed, post-processed by its best method.
+rule variant_submission:
+    input:
+        table="results/comparison.csv",
+        postprocessed=expand(
+            "results/postprocessed/{{variant}}/seed{seed}/{method}.npz",
+            seed=SEEDS[0],
+            method=METHODS,
+        ),
+    output:
+        "results/submissions/{variant}.csv",
+    log:
+        "logs/submissions/{variant}.log",
+    conda:
+        "../../envs/data.yaml"
+    params:
+        seed=SEEDS[0],
+        variant=lambda wildcards: wildcards.variant,
     script:
         "../scripts/submission.py"
 

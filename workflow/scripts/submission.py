@@ -2,4 +2,6 @@ from marsseg.scripting import logged_to
 from marsseg.steps import submission
 
 with logged_to(snakemake.log[0]):
-    submission(snakemake.input.table, snakemake.params.seed, snakemake.output[0])
+    submission(
+        snakemake.input.table, snakemake.params.seed, snakemake.output[0], snakemake.params.variant
+    )

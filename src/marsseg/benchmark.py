@@ -1,0 +1,763 @@
+"""How fast the workflow is, on course-size synthetic data (issue 7).
+
+    python -m marsseg.benchmark [--quick] [--repeats N] [--out-dir results]     (make bench)
+
+writes benchmark.md and benchmark.csv: the data steps, post-processing and scoring, Snakemake's own
+overhead, prediction images/second with and without TTA, and training images/second of the
+workflow's path (`train_member`: its data feeding, the per-epoch validation pass, checkpoints and
+the other callbacks) against a bare `model.fit` of the same compiled model on the same in-memory
+arrays. Each number is the median of `--repeats` runs, with min and max; for training a repeat is
+one epoch, after a first epoch (compilation) that neither side counts, and the bare epochs run
+both before and after the rule's. The data steps, post-processing and scoring run at course size;
+without an accelerator, training and prediction take the first 1024 images (a CPU needs hours for
+every variant at course size; `--train-images 0 --predict-images 0` for all).
+
+    python -m marsseg.benchmark --course-run                                    (make bench-course)
+
+runs the real workflow at course size, one epoch per variant, in <out-dir>/bench_run and writes
+benchmark_course.md and .csv from its rules' `benchmark:` files (runtime, peak RSS).
+
+The timed code uses Keras APIs only, so the same command measures whatever backend and device
+Keras sees (a GPU, or KERAS_BACKEND=jax).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import functools
+import importlib
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_CONFIG = REPO / "tests" / "configs" / "tiny.yaml"
+PARTS = ("data", "postprocess", "dryrun", "noop", "prediction", "training")
+SECTIONS = {
+    "data": "Data steps (package functions, in memory)",
+    "postprocess": "Post-processing and scoring",
+    "snakemake": "Snakemake's own overhead",
+    "prediction": "Prediction (predict_labels, untrained weights)",
+    "training": "Training: the workflow's path (train_member) against a bare model.fit",
+}
+COLUMNS = ["section", "name", "variant", "size", "median", "min", "max", "unit", "repeats"]
+COLUMNS += ["goal", "ok", "note"]
+QUICK_SYNTHETIC = {"n_train": 96, "n_test": 64, "n_aliens": 4}
+QUICK_IMAGES = 64  # training and prediction images in --quick mode
+CPU_IMAGES = 1024  # without an accelerator, the default cap on training and prediction images
+RSS_GOAL_MIB = 3072
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers: timing, rows, configuration
+
+
+def timed(function, repeats: int, warmup: int = 0) -> list[float]:
+    """Wall-clock seconds of `repeats` calls, after `warmup` calls that are not counted."""
+    for _ in range(warmup):
+        function()
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def summary(section, name, values, unit, size="", variant="", goal="", note="") -> dict:
+    """One result row: median, min and max of the values (seconds, images/second, ...)."""
+    values = [float(v) for v in values]
+    return {
+        "section": section,
+        "name": name,
+        "variant": variant,
+        "size": size,
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "unit": unit,
+        "repeats": len(values),
+        "goal": goal,
+        "ok": meets(statistics.median(values), goal),
+        "note": note,
+    }
+
+
+def meets(value: float, goal: str) -> str:
+    """'yes' or 'no' for a goal written '<= 2' or '>= 0.95'; '' without a goal."""
+    if not goal:
+        return ""
+    op, bound = goal.split()
+    ok = value <= float(bound) if op == "<=" else value >= float(bound)
+    return "yes" if ok else "no"
+
+
+def rates(n_images: int, seconds: list[float]) -> list[float]:
+    return [n_images / s for s in seconds]
+
+
+def load_config(path: str | Path) -> dict:
+    """The study's config with the schema's defaults filled in, as the Snakefile sees it."""
+    config = yaml.safe_load(Path(path).read_text())
+    try:
+        from snakemake.utils import validate
+    except ImportError:  # e.g. a GPU machine without Snakemake: config.yaml lists every key
+        return config
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    return config
+
+
+def members(config: dict, variant: str) -> list[dict]:
+    """A variant's separately trained members with their settings resolved (as common.smk)."""
+    settings = config["variants"][variant]
+    resolved = []
+    for index, overrides in enumerate(settings.get("members", [{}])):
+        training = {**config["training"], **settings.get("training", {})}
+        training.update(overrides.get("training", {}))
+        resolved.append(
+            {
+                "architecture": overrides.get("architecture", settings["architecture"]),
+                "params": copy.deepcopy(overrides.get("params", settings.get("params", {}))),
+                "loss": copy.deepcopy(overrides.get("loss", settings["loss"])),
+                "training": training,
+                "seed_offset": overrides.get("seed_offset", 1000 * index),
+                "target": settings.get("target", "classes"),
+            }
+        )
+    return resolved
+
+
+def snakemake(workdir: Path, *args: str) -> tuple[float, str]:
+    """Run the Snakemake CLI on the repository's Snakefile in `workdir`: (seconds, output)."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
+    command += ["--directory", str(workdir), *args]
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"snakemake {' '.join(args)} failed in {workdir}:\n{result.stderr[-4000:]}"
+        )
+    return seconds, result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# The machine
+
+
+def accelerators() -> list[str]:
+    """The accelerators Keras' backend sees (backend-specific: this is not timed code)."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return [device.name for device in tf.config.list_physical_devices("GPU")]
+    if backend == "jax":
+        import jax
+
+        return [str(device) for device in jax.devices() if device.platform != "cpu"]
+    if backend == "torch":
+        import torch
+
+        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return []
+
+
+def machine_info() -> dict[str, str]:
+    import keras
+
+    cpu = platform.processor() or platform.machine()
+    if Path("/proc/cpuinfo").exists():
+        names = re.findall(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+        cpu = names[0] if names else cpu
+    memory = "?"
+    if Path("/proc/meminfo").exists():
+        kib = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
+        memory = f"{kib / 2**20:.1f} GiB"
+    gpus = "none"
+    if shutil.which("nvidia-smi"):
+        query = ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"]
+        result = subprocess.run(query, capture_output=True, text=True)
+        gpus = "; ".join(result.stdout.strip().splitlines()) or gpus
+    backend = keras.backend.backend()
+    versions = [f"Python {platform.python_version()}", f"Keras {keras.__version__}"]
+    if backend != "numpy":
+        versions.append(f"{backend} {importlib.import_module(backend).__version__}")
+    versions.append(f"numpy {np.__version__}")
+    try:
+        versions.append(f"snakemake {importlib.import_module('snakemake').__version__}")
+    except ImportError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "CPU": f"{cpu}, {os.cpu_count()} logical cores ({usable} usable)",
+        "memory": memory,
+        "GPU (nvidia-smi)": gpus,
+        "Keras backend": f"{backend}; accelerators seen: {', '.join(accelerators()) or 'none'}",
+        "versions": ", ".join(versions),
+        "OS": platform.platform(),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Data steps, post-processing and scoring
+
+
+def bench_data(config: dict, synthetic: dict, repeats: int, rows: list) -> dict:
+    """Time the synthetic dataset, the outlier filter, the split and the augmentation; return
+    the arrays (augmented training split, validation split, test images and masks)."""
+    from marsseg.augment import augment
+    from marsseg.outliers import find_outliers
+    from marsseg.split import split_indices
+    from marsseg.synthetic import generate_course_dataset
+
+    section = SECTIONS["data"]
+    made = {}
+
+    def synthesize():
+        made["raw"] = generate_course_dataset(
+            synthetic["seed"], synthetic["n_train"], synthetic["n_test"], synthetic["n_aliens"]
+        )
+
+    seconds = timed(synthesize, repeats)
+    size = f"{synthetic['n_train']} + {synthetic['n_test']} images"
+    rows.append(summary(section, "synthetic dataset (generate_course_dataset)", seconds, "s", size))
+    training_set, test_set, test_masks = made["raw"]
+    images, masks = training_set[:, 0].astype(np.uint8), training_set[:, 1].astype(np.uint8)
+
+    outliers = config["outliers"]
+
+    def filter_outliers():
+        keep, _ = find_outliers(masks, outliers["max_group_size"], outliers["drop_all_background"])
+        made["filtered"] = images[keep], masks[keep]
+
+    seconds = timed(filter_outliers, repeats)
+    rows.append(summary(section, "outlier filter (find_outliers)", seconds, "s", f"{len(masks)}"))
+    images, masks = made["filtered"]
+
+    split = config["split"]
+
+    def split_data():
+        train, val = split_indices(
+            masks, split["val_fraction"], split["seed"], split["stratify_on_big_rock"]
+        )
+        made["train"], made["val"] = (images[train], masks[train]), (images[val], masks[val])
+
+    seconds = timed(split_data, repeats)
+    rows.append(summary(section, "split (split_indices)", seconds, "s", f"{len(masks)}"))
+
+    steps = config["augmentation"]["steps"]
+
+    def augment_train():
+        made["augmented"] = augment(*made["train"], steps, config["augmentation"]["seed"])
+
+    seconds = timed(augment_train, repeats)
+    names = " + ".join(step["name"] for step in steps)
+    n_in, n_out = len(made["train"][0]), len(made["augmented"][0])
+    rows.append(
+        summary(section, f"augmentation ({names})", seconds, "s", f"{n_in} -> {n_out} images")
+    )
+    return {
+        "train_images": made["augmented"][0],
+        "train_masks": made["augmented"][1],
+        "val_images": made["val"][0],
+        "val_masks": made["val"][1],
+        "test_images": test_set.astype(np.uint8),
+        "test_masks": test_masks,
+    }
+
+
+def bench_postprocess(config: dict, data: dict, repeats: int, rows: list) -> None:
+    """Each post-processing method and the course metric on the test-size stack of masks (the
+    synthetic hidden test masks stand in for predicted label maps)."""
+    from marsseg.metrics import score
+    from marsseg.postprocess import apply_method
+
+    section = SECTIONS["postprocess"]
+    labels = data["test_masks"]
+    labels_no_background = np.maximum(labels, 1).astype(np.uint8)
+    size = f"{len(labels)} masks"
+    all_background_label = config["postprocessing"]["all_background_label"]
+    for method in config["postprocessing"]["methods"]:
+        run = functools.partial(
+            apply_method, method, labels, labels_no_background, all_background_label
+        )
+        seconds = timed(run, repeats)
+        rows.append(summary(section, f"apply_method {method}", seconds, "s", size, goal="<= 2"))
+    predicted = np.roll(labels, 1, axis=2)  # not identical to the truth: a realistic confusion
+    seconds = timed(functools.partial(score, labels, predicted), repeats)
+    rows.append(summary(section, "score (metrics.score)", seconds, "s", size, goal="<= 1"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Snakemake's overhead
+
+
+def bench_dryrun(config_path: Path, repeats: int, rows: list) -> None:
+    """`snakemake -n` on the config, in a fresh working directory (one untimed warm-up)."""
+    with tempfile.TemporaryDirectory(prefix="marsseg-bench-") as tmp:
+        workdir = Path(tmp)
+        shutil.copy(config_path, workdir / "config.yaml")
+        outputs = []
+        seconds = timed(lambda: outputs.append(snakemake(workdir, "-n")[1]), repeats, warmup=1)
+    jobs = re.search(r"^total\s+(\d+)", outputs[-1], re.M)
+    note = f"{jobs.group(1) if jobs else '?'} jobs planned; 1 untimed warm-up"
+    rows.append(
+        summary(SECTIONS["snakemake"], "snakemake -n", seconds, "s", config_path.name, note=note)
+    )
+
+
+def bench_noop(quick: bool, repeats: int, rows: list) -> None:
+    """A rerun of a completed run, nothing to do: the tiny test config run once, then timed."""
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    if quick:  # the smallest complete run: one seed, one epoch, one method
+        config["seeds"] = config["seeds"][:1]
+        config["training"]["epochs"] = 1
+        config["postprocessing"] = {"methods": ["none"]}
+    cores = str(os.cpu_count())
+    with tempfile.TemporaryDirectory(prefix="marsseg-bench-") as tmp:
+        workdir = Path(tmp)
+        (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+        first, _ = snakemake(workdir, "--cores", cores, "--resources", "gpu=1")
+        outputs = []
+
+        def rerun():
+            outputs.append(snakemake(workdir, "--cores", cores, "--resources", "gpu=1")[1])
+
+        seconds = timed(rerun, repeats)
+    if not all("Nothing to be done" in output for output in outputs):
+        raise RuntimeError(f"the rerun was not a no-op:\n{outputs[-1][-3000:]}")
+    note = (
+        f"tiny config (tests/configs/tiny.yaml{', reduced' if quick else ''}) run once first "
+        f"({first:.0f} s), then rerun with everything up to date"
+    )
+    rows.append(
+        summary(SECTIONS["snakemake"], "no-op rerun", seconds, "s", "tiny", goal="<= 3", note=note)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Prediction and training (Keras APIs only)
+
+
+def bench_prediction(config, names, data, n_images, repeats, rows) -> None:
+    """predict_labels images/second of each predicted variant (all its members), with and
+    without TTA; the first call on a slice with the same batch shapes is not counted."""
+    import keras
+
+    from marsseg.models import build_model
+    from marsseg.prediction import predict_labels
+
+    chunk = 1024  # predict_labels' default, which the rule uses
+    images = data["test_images"][:n_images]
+    warm = images[: chunk + len(images) % chunk] if len(images) > chunk else images
+    batch_size = config["prediction"]["batch_size"]
+    for name in names:
+        parts = config["ensembles"].get(name, [name])
+        specs = [(m, 5) for part in parts for m in members(config, part)]
+        helper = config["variants"].get(name, {}).get("big_rock_helper", {})
+        if helper:
+            specs += [(m, 2) for m in members(config, helper["variant"])]
+        models = [build_model(m["architecture"], m["params"], num_classes=c) for m, c in specs]
+        n_helpers = len(members(config, helper["variant"])) if helper else 0
+        main, helpers = models[: len(models) - n_helpers], models[len(models) - n_helpers :]
+        threshold = helper.get("threshold", 0.5)
+        for tta in (False, True):
+            run = functools.partial(predict_labels, main, images, batch_size, tta, helpers)
+            run = functools.partial(run, big_rock_threshold=threshold)
+            warm_up = functools.partial(predict_labels, main, warm, batch_size, tta, helpers)
+            warm_up()
+            seconds = timed(run, repeats)
+            label = "TTA (4 flips)" if tta else "no TTA"
+            note = f"{len(models)} model(s), batch {batch_size}"
+            rows.append(
+                summary(
+                    SECTIONS["prediction"],
+                    f"predict_labels, {label}",
+                    rates(len(images), seconds),
+                    "images/s",
+                    f"{len(images)} test images",
+                    variant=name,
+                    note=note,
+                )
+            )
+        del models, main, helpers
+        keras.backend.clear_session()
+
+
+def _epoch_timer():
+    """A callback that notes the time at the end of each epoch. Last in the list, it runs after
+    the workflow's validation, checkpoint and CSV callbacks, so an epoch's time is everything
+    the user waits for between two epochs."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.marks = [time.perf_counter()]
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs and "loss" in logs:
+                float(logs["loss"])  # wait for the device to finish the epoch
+            self.marks.append(time.perf_counter())
+
+        def seconds(self) -> list[float]:
+            return list(np.diff(self.marks))
+
+    return EpochTimer()
+
+
+def _bare_model(member, masks, seed):
+    """The member's model, compiled exactly as train_member compiles it, and its targets."""
+    from marsseg.models.losses import make_loss
+    from marsseg.training import class_weights_for, compiled_model, setup_backend, targets_for
+
+    training = member["training"]
+    setup_backend(
+        seed, training.get("deterministic", False), training.get("mixed_precision", False)
+    )
+    num_classes = 2 if member["target"] == "big_rock" else 5
+    y = targets_for(masks, member["target"])
+    loss = make_loss(class_weights_for(member["loss"], y, num_classes), num_classes)
+    model = compiled_model(member["architecture"], member["params"], loss, training, num_classes)
+    return model, y
+
+
+def _bare_fit(model, x, y, epochs, batch_size) -> list[float]:
+    """Seconds per epoch of model.fit on in-memory arrays, with no callback but the timer."""
+    timer = _epoch_timer()
+    model.fit(
+        x, y, epochs=epochs, batch_size=batch_size, shuffle=True, callbacks=[timer], verbose=0
+    )
+    return timer.seconds()
+
+
+def _workflow_fit(member, train_npz, val_npz, epochs, seed, workdir: Path) -> list[float]:
+    """Seconds per epoch of the train rule's code path: train_member on the npz files, with
+    every callback."""
+    from marsseg.training import train_member
+
+    timer = _epoch_timer()
+    train_member(
+        train_npz=str(train_npz),
+        val_npz=str(val_npz),
+        model_out=str(workdir / "member0.keras"),
+        history_out=str(workdir / "history.csv"),
+        info_out=str(workdir / "info.json"),
+        checkpoint_dir=str(workdir / "checkpoints"),
+        architecture=member["architecture"],
+        params=member["params"],
+        loss=member["loss"],
+        training={**member["training"], "epochs": epochs},
+        seed=seed,
+        target=member["target"],
+        extra_callbacks=(timer,),
+    )
+    return timer.seconds()
+
+
+def bench_training(config, variants, data, n_images, repeats, rows) -> None:
+    """Per variant (its first member): images/second of train_member and of a bare model.fit,
+    over the same images, batch size and epochs, the first epoch left out of both."""
+    import keras
+
+    from marsseg.io import save_arrays
+    from marsseg.training import images_to_input
+
+    section = SECTIONS["training"]
+    n_train = min(n_images, len(data["train_images"]))
+    # The validation split shrinks with the training split, so that the validation pass keeps
+    # its course-size share of an epoch.
+    share = len(data["val_images"]) / len(data["train_images"])
+    n_val = max(1, round(n_train * share))
+    train_images, train_masks = data["train_images"][:n_train], data["train_masks"][:n_train]
+    with tempfile.TemporaryDirectory(prefix="marsseg-bench-") as tmp:
+        tmp = Path(tmp)
+        save_arrays(tmp / "train.npz", images=train_images, masks=train_masks)
+        save_arrays(
+            tmp / "val.npz", images=data["val_images"][:n_val], masks=data["val_masks"][:n_val]
+        )
+        x = images_to_input(train_images)
+        for variant in variants:
+            member = members(config, variant)[0]
+            seed = config["seeds"][0] + member["seed_offset"]
+            batch_size = member["training"]["batch_size"]
+            # Bare epochs before and after the rule's, so that a change in the machine's load
+            # during the run weighs on both sides. The first epoch of every fit (compilation,
+            # setting up the data) is left out on both sides.
+            model, y = _bare_model(member, train_masks, seed)
+            bare = _bare_fit(model, x, y, 1 + repeats, batch_size)[1:]
+            workdir = tmp / variant
+            workflow = _workflow_fit(
+                member, tmp / "train.npz", tmp / "val.npz", 1 + repeats, seed, workdir
+            )
+            workflow = workflow[1:]
+            bare += _bare_fit(model, x, y, 1 + repeats, batch_size)[1:]
+            del model
+            keras.backend.clear_session()
+            size = f"{n_train} train + {n_val} val images, batch {batch_size}"
+            note = f"{repeats} epoch(s) after 1 untimed"
+            if len(members(config, variant)) > 1:
+                note += f"; member 0 of {len(members(config, variant))}"
+            bare_note = f"{note}, twice: before and after the rule's"
+            for name, seconds, text in (
+                ("bare model.fit", bare, bare_note),
+                ("train_member (the rule)", workflow, note),
+            ):
+                rate = rates(n_train, seconds)
+                rows.append(summary(section, name, rate, "images/s", size, variant, note=text))
+            ratio = statistics.median(bare) / statistics.median(workflow)
+            overhead = statistics.median(workflow) - statistics.median(bare)
+            rows.append(
+                summary(
+                    section,
+                    "ratio train_member / bare",
+                    [ratio],
+                    "",
+                    size,
+                    variant=variant,
+                    goal=">= 0.95",
+                    note=f"ratio of the medians; train_member takes {overhead:+.2f} s per epoch",
+                )
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        if abs(value) >= 100:
+            return f"{value:.0f}"
+        if abs(value) >= 1:
+            return f"{value:.2f}"
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _table(header: list[str], lines: list[list]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(_fmt(v).replace("|", "/") for v in line) + " |" for line in lines]
+    return out
+
+
+def write_results(rows, machine, settings, out_dir: Path, stem: str = "benchmark") -> None:
+    """benchmark.csv (one row per measurement) and benchmark.md (one table per section)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / f"{stem}.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    text = ["# Benchmark", ""]
+    text += _table(["setting", "value"], [[k, v] for k, v in settings.items()]) + [""]
+    text += ["## Machine", ""]
+    text += _table(["", ""], [[k, v] for k, v in machine.items()]) + [""]
+    header = ["what", "variant", "size", "median", "min", "max", "unit", "n", "goal", "ok", "note"]
+    for section in dict.fromkeys(row["section"] for row in rows):
+        lines = [[row[key] for key in COLUMNS[1:]] for row in rows if row["section"] == section]
+        text += [f"## {section}", ""] + _table(header, lines) + [""]
+    (out_dir / f"{stem}.md").write_text("\n".join(text))
+
+
+# ---------------------------------------------------------------------------------------------
+# The optional course-size run of the real workflow
+
+
+def course_run(
+    config_path: Path, workdir: Path, quick: bool
+) -> tuple[list[dict], list[str], float]:
+    """Run the workflow at course size, one epoch per variant, in `workdir` (emptied first);
+    return one record per benchmark file, the rules that wrote none, and the wall time."""
+    config = yaml.safe_load(config_path.read_text())
+    config["training"]["epochs"] = 1
+    for variant in config["variants"].values():
+        for settings in [variant, *variant.get("members", [])]:
+            if "epochs" in settings.get("training", {}):
+                settings["training"]["epochs"] = 1
+    if quick:
+        config["synthetic"] = {**config.get("synthetic", {}), **QUICK_SYNTHETIC}
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    seconds, _ = snakemake(workdir, "--cores", str(os.cpu_count()), "--resources", "gpu=1")
+    records = []
+    for tsv in sorted((workdir / "benchmarks").rglob("*.tsv")):
+        with open(tsv, newline="") as handle:
+            measured = next(csv.DictReader(handle, delimiter="\t"))
+        job = tsv.relative_to(workdir / "benchmarks").with_suffix("").as_posix()
+        rss = float(measured["max_rss"]) if measured["max_rss"] not in ("", "NA", "-") else 0.0
+        records.append(
+            {
+                "job": job,
+                "rule": job.split("/")[0],
+                "seconds": float(measured["s"]),
+                "max_rss_mib": rss,
+                "cpu_time_s": measured.get("cpu_time", ""),
+                "ok": "yes" if rss <= RSS_GOAL_MIB else "no",
+            }
+        )
+    logged = {
+        p.relative_to(workdir / "logs").parts[0].removesuffix(".log")
+        for p in (workdir / "logs").rglob("*.log")
+    }
+    missing = sorted(logged - {record["rule"] for record in records})
+    return records, missing, seconds
+
+
+def write_course(records, missing, seconds, machine, settings, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "benchmark_course.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(records[0]) if records else ["job"])
+        writer.writeheader()
+        writer.writerows(records)
+    text = ["# Benchmark: the workflow at course size, one epoch per variant", ""]
+    text += _table(["setting", "value"], [[k, v] for k, v in settings.items()]) + [""]
+    text += ["## Machine", ""] + _table(["", ""], [[k, v] for k, v in machine.items()]) + [""]
+    text += ["## Rules' benchmark files", ""]
+    header = ["job", "runtime (s)", "peak RSS (MiB)", "CPU time (s)", f"RSS <= {RSS_GOAL_MIB} MiB"]
+    lines = [[r["job"], r["seconds"], r["max_rss_mib"], r["cpu_time_s"], r["ok"]] for r in records]
+    text += _table(header, lines) + [""]
+    text += [f"Whole run: {seconds:.0f} s."]
+    text += [
+        "",
+        "Snakemake samples memory every 0.5 s for about a job's first 15 s, then every "
+        "30 s: a rule done in well under a second shows almost none, and a short peak in a long "
+        "rule can be missed.",
+    ]
+    if missing:
+        text += [f"Rules without a `benchmark:` file (not measured): {', '.join(missing)}."]
+    (out_dir / "benchmark_course.md").write_text("\n".join(text) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, 1 repeat: a smoke run")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats (training: epochs)")
+    parser.add_argument("--out-dir", default="results", type=Path)
+    parser.add_argument("--config", default=str(REPO / "config.yaml"), type=Path)
+    parser.add_argument("--variants", help="comma-separated variants (default: all in config)")
+    parser.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help=f"comma-separated, of {PARTS} (data always runs: the others use its arrays)",
+    )
+    parser.add_argument(
+        "--train-images",
+        type=int,
+        help=f"training images per epoch (0: all; default all with an accelerator, "
+        f"{CPU_IMAGES} on a CPU); the validation split shrinks in proportion",
+    )
+    parser.add_argument(
+        "--predict-images",
+        type=int,
+        help=f"test images to predict (0: all; default all with an accelerator, {CPU_IMAGES} on a CPU)",
+    )
+    parser.add_argument(
+        "--course-run",
+        action="store_true",
+        help="instead: run the workflow at course size (1 epoch) and tabulate its rules' benchmarks",
+    )
+    parser.add_argument("--workdir", type=Path, help="course run directory (<out-dir>/bench_run)")
+    args = parser.parse_args(argv)
+    repeats = 1 if args.quick else args.repeats
+    parts = [part.strip() for part in args.parts.split(",")]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        parser.error(f"unknown part(s) {unknown}; use {PARTS}")
+    started = time.perf_counter()
+    load_at_start = f"{os.getloadavg()[0]:.2f}"
+    settings = {
+        "command": "python -m marsseg.benchmark "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "config": str(args.config),
+        "mode": "quick (small sizes, 1 repeat; goals are for course size, so not judged)"
+        if args.quick
+        else "full",
+    }
+
+    if args.course_run:
+        workdir = args.workdir or args.out_dir / "bench_run"
+        records, missing, seconds = course_run(args.config, workdir.resolve(), args.quick)
+        settings["working directory"] = str(workdir)
+        machine = machine_info()
+        machine["load average (1 min) at start, end"] = f"{load_at_start}, {os.getloadavg()[0]:.2f}"
+        write_course(records, missing, seconds, machine, settings, args.out_dir)
+        print(f"wrote {args.out_dir / 'benchmark_course.md'}")
+        return
+
+    config = load_config(args.config)
+    synthetic = dict(config["synthetic"])
+    if args.quick:
+        synthetic.update(QUICK_SYNTHETIC)
+    variants = args.variants.split(",") if args.variants else list(config["variants"])
+    settings["repeats"] = f"{repeats} (training: epochs after a first, untimed one)"
+    rows: list[dict] = []
+    machine: dict[str, str] = {}
+
+    def save():
+        settings["wall time"] = f"{time.perf_counter() - started:.0f} s"
+        if args.quick:  # the goals are for course size
+            for row in rows:
+                row["ok"] = ""
+        write_results(rows, machine, settings, args.out_dir)
+
+    # Data and Snakemake first: no Keras device is in use yet (JAX reserves GPU memory).
+    data = bench_data(config, synthetic, repeats, rows)
+    save()
+    if "postprocess" in parts:
+        bench_postprocess(config, data, repeats, rows)
+        save()
+    if "dryrun" in parts:
+        bench_dryrun(args.config, repeats, rows)
+        save()
+    if "noop" in parts:
+        bench_noop(args.quick, repeats, rows)
+        save()
+    if "prediction" in parts or "training" in parts:
+        from marsseg.training import setup_backend
+
+        setup_backend(0)  # GPU memory growth before any model exists
+    machine.update(machine_info())
+    default_images = QUICK_IMAGES if args.quick else (0 if accelerators() else CPU_IMAGES)
+    if "prediction" in parts:
+        n = default_images if args.predict_images is None else args.predict_images
+        n = n or len(data["test_images"])
+        settings["images predicted"] = (
+            f"{min(n, len(data['test_images']))} of {len(data['test_images'])}"
+        )
+        scored = [v for v in variants if config["variants"][v].get("target") != "big_rock"]
+        bench_prediction(config, scored + list(config["ensembles"]), data, n, repeats, rows)
+        save()
+    if "training" in parts:
+        n = default_images if args.train_images is None else args.train_images
+        n = n or len(data["train_images"])
+        settings["training images per epoch"] = (
+            f"{min(n, len(data['train_images']))} of {len(data['train_images'])}"
+        )
+        bench_training(config, variants, data, n, repeats, rows)
+    machine["load average (1 min) at start, end"] = f"{load_at_start}, {os.getloadavg()[0]:.2f}"
+    save()
+    print(f"wrote {args.out_dir / 'benchmark.md'} and {args.out_dir / 'benchmark.csv'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Smoke test of the benchmark: `--quick` on the tiny config writes both tables, with a row for
+every measurement and positive numbers. The no-op rerun part is left out: it needs a complete
+workflow run first (about a minute on two cores); `--quick` alone runs it."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+from marsseg.benchmark import SECTIONS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_quick_benchmark_writes_markdown_and_csv(tmp_path):
+    command = [sys.executable, "-m", "marsseg.benchmark", "--quick", "--out-dir", str(tmp_path)]
+    command += ["--config", str(REPO / "tests" / "configs" / "tiny.yaml")]
+    command += ["--parts", "data,postprocess,dryrun,prediction,training"]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+
+    with open(tmp_path / "benchmark.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    found = {(row["name"], row["variant"]) for row in rows}
+    expected = {
+        ("synthetic dataset (generate_course_dataset)", ""),
+        ("outlier filter (find_outliers)", ""),
+        ("split (split_indices)", ""),
+        ("augmentation (flips)", ""),
+        ("apply_method none", ""),
+        ("apply_method no_background", ""),
+        ("apply_method nearest_label", ""),
+        ("score (metrics.score)", ""),
+        ("snakemake -n", ""),
+        ("predict_labels, no TTA", "unet"),
+        ("predict_labels, TTA (4 flips)", "unet"),
+        ("bare model.fit", "unet"),
+        ("train_member (the rule)", "unet"),
+        ("ratio train_member / bare", "unet"),
+    }
+    assert found == expected
+    for row in rows:
+        assert float(row["median"]) > 0, row
+        assert float(row["min"]) <= float(row["median"]) <= float(row["max"]), row
+        # training: one epoch after the untimed first; the bare fit's before and after the rule's
+        assert row["repeats"] == ("2" if row["name"] == "bare model.fit" else "1"), row
+
+    markdown = (tmp_path / "benchmark.md").read_text()
+    for title in ("Machine", *SECTIONS.values()):
+        assert f"## {title}\n" in markdown
+    assert markdown.count("| unet |") == 5

@@ -1,0 +1,111 @@
+# The report's figures. `snakemake --report results/report.html` gathers them, with the comparison
+# table, into one self-contained HTML page (captions in workflow/report/).
+
+
+report: "../report/workflow.rst"
+
+
+rule figure_predictions:
+    input:
+        val="results/data/val.npz",
+        postprocessed=lambda wildcards: first_seed_postprocessed(
+            wildcards.variant
+        ).values(),
+    output:
+        report(
+            "results/figures/predictions/{variant}.png",
+            caption="../report/predictions.rst",
+            category="Predictions",
+            labels={"variant": "{variant}"},
+        ),
+    log:
+        "logs/figures/predictions/{variant}.log",
+    conda:
+        "../../envs/report.yaml"
+    params:
+        postprocessed=lambda wildcards: first_seed_postprocessed(wildcards.variant),
+        seed=SEEDS[0],
+    script:
+        "../scripts/figure_predictions.py"
+
+
+rule figure_training_curves:
+    input:
+        lambda wildcards: training_histories(wildcards.variant).values(),
+    output:
+        report(
+            "results/figures/training_curves/{variant}.png",
+            caption="../report/training_curves.rst",
+            category="Training curves",
+            labels={"variant": "{variant}"},
+        ),
+    log:
+        "logs/figures/training_curves/{variant}.log",
+    conda:
+        "../../envs/report.yaml"
+    params:
+        histories=lambda wildcards: training_histories(wildcards.variant),
+    script:
+        "../scripts/figure_training_curves.py"
+
+
+rule figure_confusion:
+    input:
+        lambda wildcards: [
+            p for ps in score_files(wildcards.variant).values() for p in ps
+        ],
+    output:
+        report(
+            "results/figures/confusion/{variant}.png",
+            caption="../report/confusion.rst",
+            category="Confusion matrices",
+            labels={"variant": "{variant}"},
+        ),
+    log:
+        "logs/figures/confusion/{variant}.log",
+    conda:
+        "../../envs/report.yaml"
+    params:
+        scores=lambda wildcards: score_files(wildcards.variant),
+    script:
+        "../scripts/figure_confusion.py"
+
+
+rule figure_class_distribution:
+    input:
+        labelled="results/data/labelled.npz",
+        filtered="results/data/filtered.npz",
+    output:
+        report(
+            "results/figures/class_distribution.png",
+            caption="../report/class_distribution.rst",
+            category="Data",
+            labels={"figure": "class distribution"},
+        ),
+    log:
+        "logs/figures/class_distribution.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/figure_class_distribution.py"
+
+
+rule figure_outliers:
+    input:
+        summary="results/data/outliers.json",
+        labelled="results/data/labelled.npz",
+    output:
+        report(
+            "results/figures/outliers.png",
+            caption="../report/outliers.rst",
+            category="Data",
+            labels={"figure": "outlier filter"},
+        ),
+    log:
+        "logs/figures/outliers.log",
+    conda:
+        "../../envs/report.yaml"
+    params:
+        max_group_size=config["outliers"]["max_group_size"],
+    script:
+        "../scripts/figure_outliers.py"
