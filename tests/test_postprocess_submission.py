@@ -112,26 +112,28 @@ def test_submission_round_trip(tmp_path, rng):
 
 
 def test_submissions_of_the_best_row_and_of_each_variant(tmp_path, monkeypatch, rng):
-    """Each variant's CSV holds its best method's test masks; submission.csv the best row's."""
+    """Each variant's CSV holds its best row's test masks (method and TTA); submission.csv the
+    best row's."""
     monkeypatch.chdir(tmp_path)
     table = pd.DataFrame(
         {  # sorted by mIoU, as the comparison table is
-            "variant": ["a", "b", "a", "b"],
-            "postprocessing": ["nearest_label", "none", "none", "nearest_label"],
-            "miou_mean": [0.6, 0.5, 0.4, 0.3],
+            "variant": ["a", "b", "a", "b", "b"],
+            "tta": ["off", "on", "off", "off", "on"],
+            "postprocessing": ["nearest_label", "none", "none", "nearest_label", "nearest_label"],
+            "miou_mean": [0.6, 0.5, 0.4, 0.3, 0.2],
         }
     )
     table.to_csv("comparison.csv", index=False)
     test_masks = {}
-    for variant in "ab":
-        for method in ("none", "nearest_label"):
-            masks = rng.integers(0, 5, (3, 64, 128), dtype=np.uint8)
-            save_arrays(POSTPROCESSED.format(variant=variant, seed=1, method=method), test=masks)
-            test_masks[variant, method] = masks
-    for variant, best in [("a", "nearest_label"), ("b", "none")]:
+    for variant, tta, method in table[["variant", "tta", "postprocessing"]].itertuples(index=False):
+        masks = rng.integers(0, 5, (3, 64, 128), dtype=np.uint8)
+        path = POSTPROCESSED.format(variant=variant, seed=1, tta=tta, method=method)
+        save_arrays(path, test=masks)
+        test_masks[variant, tta, method] = masks
+    for variant, best in [("a", ("off", "nearest_label")), ("b", ("on", "none"))]:
         submission("comparison.csv", 1, f"submissions/{variant}.csv", variant)
         np.testing.assert_array_equal(
-            read_submission(f"submissions/{variant}.csv"), test_masks[variant, best]
+            read_submission(f"submissions/{variant}.csv"), test_masks[(variant, *best)]
         )
     submission("comparison.csv", 1, "submission.csv")
     assert Path("submission.csv").read_bytes() == Path("submissions/a.csv").read_bytes()

@@ -68,3 +68,24 @@ def test_an_ensemble_averages_its_members_probabilities(images):
     np.testing.assert_allclose(
         mean_probabilities([first, second], images, batch_size=2, tta=False), expected, atol=1e-6
     )
+
+
+def test_one_pass_gives_the_label_maps_without_and_with_tta(images):
+    model = conv_softmax(kernel_size=3, seed=6)
+    maps = predict_labels([model], images, batch_size=2, tta=True, chunk=2)
+    assert sorted(maps) == [
+        "labels",
+        "labels_no_background",
+        "tta_labels",
+        "tta_labels_no_background",
+    ]
+    plain = mean_probabilities([model], images, batch_size=2, tta=False)
+    flipped = mean_probabilities([model], images, batch_size=2, tta=True)
+    np.testing.assert_array_equal(maps["labels"], plain.argmax(-1))
+    np.testing.assert_array_equal(maps["tta_labels"], flipped.argmax(-1))
+    np.testing.assert_array_equal(maps["tta_labels_no_background"], 1 + flipped[..., 1:].argmax(-1))
+    assert (maps["labels"] != maps["tta_labels"]).any()  # the two differ for this model
+    assert sorted(predict_labels([model], images, batch_size=2)) == [
+        "labels",
+        "labels_no_background",
+    ]

@@ -28,7 +28,7 @@ TRAINING = "results/training/unet/seed1/member0"
 MODEL = "results/models/unet/seed1/member0.keras"
 CHECKPOINT = "results/checkpoints/unet/seed1/member0"
 TRAIN_LOG = "logs/train/unet/seed1/member0.log"
-SCORES = "results/scores/unet/seed1"
+SCORES = "results/scores/unet/seed1/tta_off"
 
 
 @dataclass

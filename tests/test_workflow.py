@@ -27,6 +27,7 @@ def tiny_run(tmp_path_factory):
 
 def test_comparison_table_rows_and_values(tiny_run):
     table = pd.read_csv(tiny_run / "results" / "comparison.csv")
+    assert (table.tta == "off").all()  # no TTA in the tiny config
     assert sorted(zip(table.variant, table.postprocessing, strict=True)) == [
         ("unet", "nearest_label"),
         ("unet", "no_background"),
@@ -41,7 +42,9 @@ def test_comparison_table_rows_and_values(tiny_run):
     for row in table.itertuples():  # mean and std over the two seeds' score files
         per_seed = [
             json.loads(
-                (tiny_run / f"results/scores/unet/seed{s}/{row.postprocessing}.json").read_text()
+                (
+                    tiny_run / f"results/scores/unet/seed{s}/tta_off/{row.postprocessing}.json"
+                ).read_text()
             )["mean_iou"]
             for s in (1, 2)
         ]
@@ -62,7 +65,8 @@ def test_submission_is_in_course_format_and_scored(tiny_run):
 def test_each_variant_submits_its_best_method_and_the_best_row_is_submitted(tiny_run):
     table = pd.read_csv(tiny_run / "results" / "comparison.csv")
     best = table.postprocessing[table.variant == "unet"].iloc[0]
-    postprocessed = np.load(tiny_run / f"results/postprocessed/unet/seed1/{best}.npz")["test"]
+    postprocessed = np.load(tiny_run / f"results/postprocessed/unet/seed1/tta_off/{best}.npz")
+    postprocessed = postprocessed["test"]
     variant_csv = tiny_run / "results" / "submissions" / "unet.csv"
     np.testing.assert_array_equal(read_submission(variant_csv), postprocessed)
     # one variant here, so the best row's submission is that variant's
@@ -81,7 +85,7 @@ def test_report_holds_the_table_and_every_figure(tiny_run):
     embedded = _embedded_files(html)
     by_name = dict(embedded)
     top = pd.read_csv(tiny_run / "results" / "comparison.csv").iloc[0]
-    row = f"<td>unet</td><td>{top.features}</td><td>{top.postprocessing}</td>"
+    row = f"<td>unet</td><td>{top.features}</td><td>off</td><td>{top.postprocessing}</td>"
     row += f"<td>{top.miou_mean:.3f} ± {top.miou_std:.3f} (n=2)</td>"
     table = by_name["comparison.html"].decode()
     assert row in table and table.count("<td>unet</td>") == 3
@@ -114,7 +118,7 @@ def test_every_rule_wrote_its_log_and_outliers_were_removed(tiny_run):
         "augment.log",
         "train/unet/seed1/member0.log",
         "predict/unet/seed1.log",
-        "score/unet/seed1/none.log",
+        "score/unet/seed1/tta_off/none.log",
         "comparison_table.log",
         "submission.log",
         "submissions/unet.log",
@@ -222,7 +226,7 @@ def test_every_variant_ensemble_and_big_rock_helper(tmp_path):
     config = TINY_CONFIG.parent / "tiny_variants.yaml"
     snakemake(tmp_path, "--cores", "2", "--resources", "gpu=1", config=config)
     table = pd.read_csv(tmp_path / "results" / "comparison.csv").set_index(
-        ["variant", "postprocessing"]
+        ["variant", "tta", "postprocessing"]
     )
     variants = [
         "unet",
@@ -234,7 +238,7 @@ def test_every_variant_ensemble_and_big_rock_helper(tmp_path):
         "unet_multipath",
     ]
     assert sorted(table.index) == sorted(
-        (v, m) for v in variants for m in ["none", "nearest_label"]
+        (v, t, m) for v in variants for t in ["off", "on"] for m in ["none", "nearest_label"]
     )
     assert table.miou_mean.between(0, 1).all()
     info = {
@@ -249,7 +253,7 @@ def test_every_variant_ensemble_and_big_rock_helper(tmp_path):
             ("separate", 1),
         ]
     }
-    params = table.parameters.xs("none", level="postprocessing")
+    params = table.parameters.xs(("off", "none"), level=["tta", "postprocessing"])
     # separate: two unets; unet: itself plus its Big Rock helper; ensemble: unet + multipath
     assert params["separate"] == info["separate", 0]["parameter_count"] * 2
     assert (

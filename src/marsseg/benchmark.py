@@ -24,7 +24,6 @@ Keras sees (a GPU, or KERAS_BACKEND=jax).
 from __future__ import annotations
 
 import argparse
-import copy
 import csv
 import functools
 import importlib
@@ -41,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+
+from marsseg.variants import resolve_members
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_CONFIG = REPO / "tests" / "configs" / "tiny.yaml"
@@ -117,26 +118,6 @@ def load_config(path: str | Path) -> dict:
         return config
     validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
     return config
-
-
-def members(config: dict, variant: str) -> list[dict]:
-    """A variant's separately trained members with their settings resolved (as common.smk)."""
-    settings = config["variants"][variant]
-    resolved = []
-    for index, overrides in enumerate(settings.get("members", [{}])):
-        training = {**config["training"], **settings.get("training", {})}
-        training.update(overrides.get("training", {}))
-        resolved.append(
-            {
-                "architecture": overrides.get("architecture", settings["architecture"]),
-                "params": copy.deepcopy(overrides.get("params", settings.get("params", {}))),
-                "loss": copy.deepcopy(overrides.get("loss", settings["loss"])),
-                "training": training,
-                "seed_offset": overrides.get("seed_offset", 1000 * index),
-                "target": settings.get("target", "classes"),
-            }
-        )
-    return resolved
 
 
 def snakemake(workdir: Path, *args: str) -> tuple[float, str]:
@@ -369,12 +350,12 @@ def bench_prediction(config, names, data, n_images, repeats, rows) -> None:
     batch_size = config["prediction"]["batch_size"]
     for name in names:
         parts = config["ensembles"].get(name, [name])
-        specs = [(m, 5) for part in parts for m in members(config, part)]
+        specs = [(m, 5) for part in parts for m in resolve_members(config, part)]
         helper = config["variants"].get(name, {}).get("big_rock_helper", {})
         if helper:
-            specs += [(m, 2) for m in members(config, helper["variant"])]
+            specs += [(m, 2) for m in resolve_members(config, helper["variant"])]
         models = [build_model(m["architecture"], m["params"], num_classes=c) for m, c in specs]
-        n_helpers = len(members(config, helper["variant"])) if helper else 0
+        n_helpers = len(resolve_members(config, helper["variant"])) if helper else 0
         main, helpers = models[: len(models) - n_helpers], models[len(models) - n_helpers :]
         threshold = helper.get("threshold", 0.5)
         for tta in (False, True):
@@ -493,7 +474,7 @@ def bench_training(config, variants, data, n_images, repeats, rows) -> None:
         )
         x = images_to_input(train_images)
         for variant in variants:
-            member = members(config, variant)[0]
+            member = resolve_members(config, variant)[0]
             seed = config["seeds"][0] + member["seed_offset"]
             batch_size = member["training"]["batch_size"]
             # Bare epochs before and after the rule's, so that a change in the machine's load
@@ -511,8 +492,8 @@ def bench_training(config, variants, data, n_images, repeats, rows) -> None:
             keras.backend.clear_session()
             size = f"{n_train} train + {n_val} val images, batch {batch_size}"
             note = f"{repeats} epoch(s) after 1 untimed"
-            if len(members(config, variant)) > 1:
-                note += f"; member 0 of {len(members(config, variant))}"
+            if len(resolve_members(config, variant)) > 1:
+                note += f"; member 0 of {len(resolve_members(config, variant))}"
             bare_note = f"{note}, twice: before and after the rule's"
             for name, seconds, text in (
                 ("bare model.fit", bare, bare_note),

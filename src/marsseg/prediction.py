@@ -1,5 +1,6 @@
-"""Prediction: the mean softmax of a variant's members (optionally over the 4 flips), reduced to the
-two label maps post-processing needs: argmax over all classes and argmax over classes 1-4."""
+"""Prediction: the mean softmax of a variant's members (and, with test-time augmentation, also its
+mean over the 4 flips), reduced to the two label maps post-processing needs: argmax over all
+classes and argmax over classes 1-4."""
 
 from __future__ import annotations
 
@@ -18,16 +19,27 @@ def _flip(batch: np.ndarray, flip: int) -> np.ndarray:
     return batch
 
 
+def _mean_probabilities_plain_and_flipped(models, images, batch_size: int, tta: bool) -> list:
+    """The models' mean class probabilities (N, H, W, C) without flips and, when `tta`, also
+    their mean over the 4 flips (flip 0 included): one prediction pass gives both."""
+    x = images_to_input(images)
+    plain = flipped = 0.0
+    for model in models:
+        p = model.predict(x, batch_size=batch_size, verbose=0)
+        plain = plain + p
+        if tta:
+            for flip in range(1, 4):
+                p = p + _flip(model.predict(_flip(x, flip), batch_size=batch_size, verbose=0), flip)
+            flipped = flipped + p
+    means = [plain / len(models)]
+    if tta:
+        means.append(flipped / (4 * len(models)))
+    return means
+
+
 def mean_probabilities(models, images: np.ndarray, batch_size: int, tta: bool) -> np.ndarray:
     """Mean class probabilities (N, H, W, C) of the models, over flips too when `tta`."""
-    x = images_to_input(images)
-    flips = range(4) if tta else range(1)
-    total = None
-    for model in models:
-        for flip in flips:
-            p = _flip(model.predict(_flip(x, flip), batch_size=batch_size, verbose=0), flip)
-            total = p if total is None else total + p
-    return total / (len(models) * len(flips))
+    return _mean_probabilities_plain_and_flipped(models, images, batch_size, tta)[-1]
 
 
 def predict_labels(
@@ -40,24 +52,36 @@ def predict_labels(
     chunk: int = 1024,
 ) -> dict[str, np.ndarray]:
     """Label maps (uint8, N x 64 x 128) `labels` (argmax over 0-4) and `labels_no_background`
-    (argmax over 1-4), computed chunk by chunk so memory stays flat on the 10022 test images.
-    With Big Rock helpers (binary models), pixels where their mean Big Rock probability reaches
-    the threshold become Big Rock in both maps."""
-    labels = np.empty(images.shape, dtype=np.uint8)
-    labels_no_background = np.empty(images.shape, dtype=np.uint8)
+    (argmax over 1-4) of the models' mean probabilities, and with `tta` also `tta_labels` and
+    `tta_labels_no_background` from the mean over the 4 flips (one pass gives both). Computed
+    chunk by chunk so memory stays flat on the 10022 test images. With Big Rock helpers
+    (binary models), pixels where their mean Big Rock probability reaches the threshold become
+    Big Rock in every map."""
+    prefixes = ["", "tta_"] if tta else [""]
+    maps = {
+        f"{prefix}{key}": np.empty(images.shape, dtype=np.uint8)
+        for prefix in prefixes
+        for key in ("labels", "labels_no_background")
+    }
     for start in range(0, len(images), chunk):
         batch = images[start : start + chunk]
-        p = mean_probabilities(models, batch, batch_size, tta)
-        best = np.argmax(p, axis=-1)
-        best_labelled = 1 + np.argmax(p[..., 1:], axis=-1)
+        means = _mean_probabilities_plain_and_flipped(models, batch, batch_size, tta)
+        rocks = [None] * len(means)
         if big_rock_helpers:
-            rock = mean_probabilities(big_rock_helpers, batch, batch_size, tta)[..., 1]
-            confident = rock >= big_rock_threshold
-            best[confident] = BIG_ROCK
-            best_labelled[confident] = BIG_ROCK
-        labels[start : start + chunk] = best
-        labels_no_background[start : start + chunk] = best_labelled
-    return {"labels": labels, "labels_no_background": labels_no_background}
+            helper_means = _mean_probabilities_plain_and_flipped(
+                big_rock_helpers, batch, batch_size, tta
+            )
+            rocks = [p[..., 1] for p in helper_means]
+        for prefix, p, rock in zip(prefixes, means, rocks, strict=True):
+            best = np.argmax(p, axis=-1)
+            best_labelled = 1 + np.argmax(p[..., 1:], axis=-1)
+            if rock is not None:
+                confident = rock >= big_rock_threshold
+                best[confident] = BIG_ROCK
+                best_labelled[confident] = BIG_ROCK
+            maps[f"{prefix}labels"][start : start + chunk] = best
+            maps[f"{prefix}labels_no_background"][start : start + chunk] = best_labelled
+    return maps
 
 
 def load_models(paths: list[str]):

@@ -18,8 +18,9 @@ from marsseg.split import split_indices
 from marsseg.submission import read_submission, write_submission
 from marsseg.tables import best_row
 
-# Where the post-processed label maps of a variant, seed and method lie (the rules' pattern).
-POSTPROCESSED = "results/postprocessed/{variant}/seed{seed}/{method}.npz"
+# Where the post-processed label maps of a variant, seed, test-time augmentation ("on" or "off")
+# and method lie (the rules' pattern).
+POSTPROCESSED = "results/postprocessed/{variant}/seed{seed}/tta_{tta}/{method}.npz"
 
 log = logging.getLogger(__name__)
 
@@ -95,15 +96,20 @@ def augment_training(train_npz: str, out_npz: str, steps: list[dict], seed: int)
     )
 
 
-def postprocess(predictions_npz: str, out_npz: str, method: str, all_background_label) -> None:
+def postprocess(
+    predictions_npz: str, out_npz: str, method: str, all_background_label, tta: bool = False
+) -> None:
+    """Post-process the validation and test label maps of a prediction (those of its test-time
+    augmentation if `tta`)."""
     p = load_arrays(predictions_npz)
+    prefix = "tta_" if tta else ""
     save_arrays(
         out_npz,
         **{
             split_name: apply_method(
                 method,
-                p[f"{split_name}_labels"],
-                p[f"{split_name}_labels_no_background"],
+                p[f"{split_name}_{prefix}labels"],
+                p[f"{split_name}_{prefix}labels_no_background"],
                 all_background_label,
             )
             for split_name in ("val", "test")
@@ -123,7 +129,9 @@ def submission(table_csv: str, seed: int, out_csv: str, variant: str | None = No
     """The course CSV of the best row of the comparison table (of `variant`'s rows, if given):
     that variant's test masks, post-processed by that method, from its first seed."""
     best = best_row(table_csv, variant)
-    source = POSTPROCESSED.format(variant=best["variant"], seed=seed, method=best["postprocessing"])
+    source = POSTPROCESSED.format(
+        variant=best["variant"], seed=seed, tta=best["tta"], method=best["postprocessing"]
+    )
     write_submission(out_csv, load_arrays(source)["test"])
     log.info("submission from %s", source)
 

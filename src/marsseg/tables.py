@@ -1,4 +1,5 @@
-"""The comparison table: one row per variant x post-processing method, mean ± std over seeds."""
+"""The comparison table: one row per variant x test-time augmentation x post-processing method,
+mean ± std over seeds."""
 
 from __future__ import annotations
 
@@ -22,13 +23,14 @@ def _benchmark(path: str) -> dict:
 
 
 def read_record(record: dict) -> dict:
-    """One (variant, seed, method) result from its score JSON, member infos and benchmarks."""
+    """One (variant, seed, tta, method) result from its score JSON, member infos and benchmarks."""
     score = load_json(record["score"])
     infos = [load_json(path) for path in record["infos"]]
     benchmarks = [_benchmark(path) for path in record["benchmarks"]]
     row = {
         "variant": record["variant"],
         "features": record["features"],
+        "tta": record["tta"],
         "postprocessing": record["method"],
         "seed": record["seed"],
         "miou": score["mean_iou"],
@@ -43,9 +45,9 @@ def read_record(record: dict) -> dict:
 
 
 def comparison_table(records: list[dict]) -> pd.DataFrame:
-    """Aggregate per-seed rows into mean ± std per variant x method, best mIoU first."""
+    """Aggregate per-seed rows into mean ± std per variant x tta x method, best mIoU first."""
     per_seed = pd.DataFrame([read_record(r) for r in records])
-    groups = per_seed.groupby(["variant", "postprocessing"], sort=False)
+    groups = per_seed.groupby(["variant", "tta", "postprocessing"], sort=False)
     table = groups.agg(
         features=("features", "first"),
         n_seeds=("seed", "nunique"),
@@ -71,6 +73,7 @@ def _fmt(value, digits: int = 3) -> str:
 HEADER = [
     "variant",
     "features",
+    "TTA",
     "post-processing",
     "mIoU",
     "soil",
@@ -93,6 +96,7 @@ def display_rows(table: pd.DataFrame) -> list[list[str]]:
             [
                 row.variant,
                 row.features,
+                row.tta,
                 row.postprocessing,
                 f"{_fmt(row.miou_mean)}{spread} (n={row.n_seeds})",
                 *(_fmt(getattr(row, f"{c}_mean")) for c in IOU_COLUMNS),
@@ -140,11 +144,11 @@ def write_comparison(records: list[dict], out_csv: str, out_md: str, out_html: s
 
 
 def best_row(table_csv: str, variant: str | None = None) -> dict:
-    """The variant and method with the highest mean validation mIoU (of `variant`'s rows if
-    given)."""
+    """The variant, test-time augmentation ("on"/"off") and method with the highest mean
+    validation mIoU (of `variant`'s rows if given)."""
     table = pd.read_csv(table_csv)
     if variant is not None:
         table = table[table.variant == variant]
         if table.empty:
             raise ValueError(f"{table_csv} has no row of variant '{variant}'")
-    return table.iloc[0][["variant", "postprocessing"]].to_dict()
+    return table.iloc[0][["variant", "tta", "postprocessing"]].to_dict()

@@ -1,4 +1,3 @@
-import copy
 import os
 import sys
 
@@ -10,6 +9,7 @@ from snakemake.utils import validate
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
 from marsseg.models import ARCHITECTURE_NAMES, describe  # noqa: E402
+from marsseg.variants import resolve_members  # noqa: E402
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
 
@@ -64,24 +64,7 @@ def check_variants():
 
 def members(variant):
     """The separately trained members of a variant, each with its settings fully resolved."""
-    settings = config["variants"][variant]
-    resolved = []
-    for index, overrides in enumerate(settings.get("members", [{}])):
-        training = {**config["training"], **settings.get("training", {})}
-        training.update(overrides.get("training", {}))
-        resolved.append(
-            {
-                "architecture": overrides.get("architecture", settings["architecture"]),
-                "params": copy.deepcopy(
-                    overrides.get("params", settings.get("params", {}))
-                ),
-                "loss": copy.deepcopy(overrides.get("loss", settings["loss"])),
-                "training": training,
-                "seed_offset": overrides.get("seed_offset", 1000 * index),
-                "target": settings.get("target", "classes"),
-            }
-        )
-    return resolved
+    return resolve_members(config, variant)
 
 
 def member_settings(wildcards):
@@ -146,6 +129,9 @@ PREDICTED = [
 ]
 SEEDS = [str(seed) for seed in config["seeds"]]
 METHODS = config["postprocessing"]["methods"]
+# Test-time augmentation: with `prediction: {tta: true}` every prediction is scored without and
+# with it, as two rows of the table.
+TTA = ["off", "on"] if config["prediction"]["tta"] else ["off"]
 SYNTHETIC = config["raw_data"] == "synthetic"
 
 
@@ -154,6 +140,7 @@ wildcard_constraints:
     seed=r"\d+",
     member=r"\d+",
     method="|".join(METHODS),
+    tta="on|off",
 
 
 # Augmentation applies to the training split only; the `leaky` ablation (seed 001's mistake)
@@ -210,28 +197,30 @@ def member_models(wildcards):
 
 
 def comparison_records():
-    """One record per variant x seed x method: where its score, infos and benchmarks are."""
+    """One record per variant x seed x tta x method: where its score, infos and benchmarks are."""
     records = []
     for variant in PREDICTED:
         for seed in SEEDS:
-            for method in METHODS:
-                records.append(
-                    {
-                        "variant": variant,
-                        "features": variant_features(variant),
-                        "seed": int(seed),
-                        "method": method,
-                        "score": f"results/scores/{variant}/seed{seed}/{method}.json",
-                        "infos": [
-                            f"results/training/{v}/seed{seed}/member{m}_info.json"
-                            for v, m in trained_members(variant)
-                        ],
-                        "benchmarks": [
-                            f"benchmarks/train/{v}/seed{seed}/member{m}.tsv"
-                            for v, m in trained_members(variant)
-                        ],
-                    }
-                )
+            for tta in TTA:
+                for method in METHODS:
+                    records.append(
+                        {
+                            "variant": variant,
+                            "features": variant_features(variant),
+                            "seed": int(seed),
+                            "tta": tta,
+                            "method": method,
+                            "score": f"results/scores/{variant}/seed{seed}/tta_{tta}/{method}.json",
+                            "infos": [
+                                f"results/training/{v}/seed{seed}/member{m}_info.json"
+                                for v, m in trained_members(variant)
+                            ],
+                            "benchmarks": [
+                                f"benchmarks/train/{v}/seed{seed}/member{m}.tsv"
+                                for v, m in trained_members(variant)
+                            ],
+                        }
+                    )
     return records
 
 
@@ -243,34 +232,77 @@ def comparison_inputs(wildcards):
     )
 
 
-# The report's figures (workflow/rules/report.smk).
-def first_seed_postprocessed(variant):
-    """method -> the variant's post-processed label maps of the first seed."""
+def postprocessed_files(variant, seed):
+    """The variant's post-processed label maps of one seed, for every tta and method."""
+    return expand(
+        "results/postprocessed/{variant}/seed{seed}/tta_{tta}/{method}.npz",
+        variant=variant,
+        seed=seed,
+        tta=TTA,
+        method=METHODS,
+    )
+
+
+# The report's figures (workflow/rules/report.smk): each takes the rule's wildcards and returns
+# label -> file(s); the `_files` twins list those files as the rule's input.
+def method_label(tta, method):
+    return f"{method} + TTA" if tta == "on" else method
+
+
+def figure_postprocessed(wildcards):
+    """method (+ TTA) -> the variant's post-processed label maps of the first seed."""
     return {
-        method: f"results/postprocessed/{variant}/seed{SEEDS[0]}/{method}.npz"
+        method_label(tta, method): (
+            f"results/postprocessed/{wildcards.variant}/seed{SEEDS[0]}/tta_{tta}/{method}.npz"
+        )
+        for tta in TTA
         for method in METHODS
     }
 
 
-def score_files(variant):
-    """method -> the variant's score JSONs, one per seed."""
+def figure_scores(wildcards):
+    """method (+ TTA) -> the variant's score JSONs, one per seed."""
     return {
-        method: [f"results/scores/{variant}/seed{seed}/{method}.json" for seed in SEEDS]
+        method_label(tta, method): [
+            f"results/scores/{wildcards.variant}/seed{seed}/tta_{tta}/{method}.json"
+            for seed in SEEDS
+        ]
+        for tta in TTA
         for method in METHODS
     }
 
 
-def training_histories(variant):
+def figure_histories(wildcards):
     """line label -> per-epoch history CSV, for every seed and member of a variant."""
-    count = len(members(variant))
+    count = len(members(wildcards.variant))
     histories = {}
     for seed in SEEDS:
         for m in range(count):
             label = f"seed {seed}, member {m}" if count > 1 else f"seed {seed}"
             histories[label] = (
-                f"results/training/{variant}/seed{seed}/member{m}_history.csv"
+                f"results/training/{wildcards.variant}/seed{seed}/member{m}_history.csv"
             )
     return histories
+
+
+def figure_postprocessed_files(wildcards):
+    return list(figure_postprocessed(wildcards).values())
+
+
+def figure_scores_files(wildcards):
+    return [path for paths in figure_scores(wildcards).values() for path in paths]
+
+
+def figure_histories_files(wildcards):
+    return list(figure_histories(wildcards).values())
+
+
+def variant_postprocessed_files(wildcards):
+    return postprocessed_files(wildcards.variant, SEEDS[0])
+
+
+def tta_on(wildcards):
+    return wildcards.tta == "on"
 
 
 def final_outputs():

@@ -2,25 +2,26 @@ rule postprocess:
     input:
         "results/predictions/{variant}/seed{seed}.npz",
     output:
-        "results/postprocessed/{variant}/seed{seed}/{method}.npz",
+        "results/postprocessed/{variant}/seed{seed}/tta_{tta}/{method}.npz",
     log:
-        "logs/postprocess/{variant}/seed{seed}/{method}.log",
+        "logs/postprocess/{variant}/seed{seed}/tta_{tta}/{method}.log",
     conda:
         "../../envs/data.yaml"
     params:
         all_background_label=config["postprocessing"]["all_background_label"],
+        tta=tta_on,
     script:
         "../scripts/postprocess.py"
 
 
 rule score:
     input:
-        predicted="results/postprocessed/{variant}/seed{seed}/{method}.npz",
+        predicted="results/postprocessed/{variant}/seed{seed}/tta_{tta}/{method}.npz",
         val="results/data/val.npz",
     output:
-        "results/scores/{variant}/seed{seed}/{method}.json",
+        "results/scores/{variant}/seed{seed}/tta_{tta}/{method}.json",
     log:
-        "logs/score/{variant}/seed{seed}/{method}.log",
+        "logs/score/{variant}/seed{seed}/tta_{tta}/{method}.log",
     conda:
         "../../envs/data.yaml"
     script:
@@ -57,12 +58,7 @@ rule comparison_table:
 rule submission:
     input:
         table="results/comparison.csv",
-        postprocessed=expand(
-            "results/postprocessed/{variant}/seed{seed}/{method}.npz",
-            variant=PREDICTED,
-            seed=SEEDS[0],
-            method=METHODS,
-        ),
+        postprocessed=[p for v in PREDICTED for p in postprocessed_files(v, SEEDS[0])],
     output:
         "results/submission.csv",
     log:
@@ -71,7 +67,6 @@ rule submission:
         "../../envs/data.yaml"
     params:
         seed=SEEDS[0],
-        variant=None,
     script:
         "../scripts/submission.py"
 
@@ -80,11 +75,7 @@ rule submission:
 rule variant_submission:
     input:
         table="results/comparison.csv",
-        postprocessed=expand(
-            "results/postprocessed/{{variant}}/seed{seed}/{method}.npz",
-            seed=SEEDS[0],
-            method=METHODS,
-        ),
+        postprocessed=variant_postprocessed_files,
     output:
         "results/submissions/{variant}.csv",
     log:
@@ -93,7 +84,6 @@ rule variant_submission:
         "../../envs/data.yaml"
     params:
         seed=SEEDS[0],
-        variant=lambda wildcards: wildcards.variant,
     script:
         "../scripts/submission.py"
 

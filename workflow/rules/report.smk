@@ -8,9 +8,7 @@ report: "../report/workflow.rst"
 rule figure_predictions:
     input:
         val="results/data/val.npz",
-        postprocessed=lambda wildcards: first_seed_postprocessed(
-            wildcards.variant
-        ).values(),
+        postprocessed=figure_postprocessed_files,
     output:
         report(
             "results/figures/predictions/{variant}.png",
@@ -23,7 +21,7 @@ rule figure_predictions:
     conda:
         "../../envs/report.yaml"
     params:
-        postprocessed=lambda wildcards: first_seed_postprocessed(wildcards.variant),
+        postprocessed=figure_postprocessed,
         seed=SEEDS[0],
     script:
         "../scripts/figure_predictions.py"
@@ -31,7 +29,7 @@ rule figure_predictions:
 
 rule figure_training_curves:
     input:
-        lambda wildcards: training_histories(wildcards.variant).values(),
+        figure_histories_files,
     output:
         report(
             "results/figures/training_curves/{variant}.png",
@@ -44,16 +42,14 @@ rule figure_training_curves:
     conda:
         "../../envs/report.yaml"
     params:
-        histories=lambda wildcards: training_histories(wildcards.variant),
+        histories=figure_histories,
     script:
         "../scripts/figure_training_curves.py"
 
 
 rule figure_confusion:
     input:
-        lambda wildcards: [
-            p for ps in score_files(wildcards.variant).values() for p in ps
-        ],
+        figure_scores_files,
     output:
         report(
             "results/figures/confusion/{variant}.png",
@@ -66,7 +62,7 @@ rule figure_confusion:
     conda:
         "../../envs/report.yaml"
     params:
-        scores=lambda wildcards: score_files(wildcards.variant),
+        scores=figure_scores,
     script:
         "../scripts/figure_confusion.py"
 

@@ -42,5 +42,6 @@ rule predict:
         gpu=1,
     params:
         **config["prediction"],
+        big_rock_threshold=helper_threshold,
     script:
         "../scripts/predict.py"

@@ -3,5 +3,8 @@ from marsseg.steps import submission
 
 with logged_to(snakemake.log[0]):
     submission(
-        snakemake.input.table, snakemake.params.seed, snakemake.output[0], snakemake.params.variant
+        snakemake.input.table,
+        snakemake.params.seed,
+        snakemake.output[0],
+        snakemake.wildcards.get("variant"),
     )
