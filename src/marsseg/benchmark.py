@@ -430,24 +430,11 @@ def _bare_fit(model, x, y, epochs, batch_size) -> list[float]:
 def _workflow_fit(member, train_npz, val_npz, epochs, seed, workdir: Path) -> list[float]:
     """Seconds per epoch of the train rule's code path: train_member on the npz files, with
     every callback."""
-    from marsseg.training import train_member
+    from marsseg.training import train_member_in
 
     timer = _epoch_timer()
-    train_member(
-        train_npz=str(train_npz),
-        val_npz=str(val_npz),
-        model_out=str(workdir / "member0.keras"),
-        history_out=str(workdir / "history.csv"),
-        info_out=str(workdir / "info.json"),
-        checkpoint_dir=str(workdir / "checkpoints"),
-        architecture=member["architecture"],
-        params=member["params"],
-        loss=member["loss"],
-        training={**member["training"], "epochs": epochs},
-        seed=seed,
-        target=member["target"],
-        extra_callbacks=(timer,),
-    )
+    settings = {**member, "training": {**member["training"], "epochs": epochs}}
+    train_member_in(workdir, train_npz, val_npz, settings, seed, extra_callbacks=(timer,))
     return timer.seconds()
 
 

@@ -264,3 +264,32 @@ def train_member(
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     log.info("done: %d epochs, best val_miou %.4f", len(history), best_miou)
     return info
+
+
+def train_member_in(
+    out_dir: str | Path,
+    train_npz: str,
+    val_npz: str,
+    settings: dict,
+    seed: int,
+    extra_callbacks: tuple = (),
+) -> dict:
+    """`train_member` with a member's resolved settings (`marsseg.variants.resolve_members`),
+    writing model.keras, history.csv, info.json and its checkpoints into `out_dir` (the
+    benchmark and the Optuna trials train this way)."""
+    out_dir = Path(out_dir)
+    return train_member(
+        train_npz=str(train_npz),
+        val_npz=str(val_npz),
+        model_out=str(out_dir / "model.keras"),
+        history_out=str(out_dir / "history.csv"),
+        info_out=str(out_dir / "info.json"),
+        checkpoint_dir=str(out_dir / "checkpoint"),
+        architecture=settings["architecture"],
+        params=settings["params"],
+        loss=settings["loss"],
+        training=settings["training"],
+        seed=seed,
+        target=settings.get("target", "classes"),
+        extra_callbacks=extra_callbacks,
+    )

@@ -74,7 +74,7 @@ def tune_variant(
     import keras
     import optuna
 
-    from marsseg.training import train_member
+    from marsseg.training import train_member_in
 
     settings = copy.deepcopy(settings)
     settings["training"]["epochs"] = epochs
@@ -86,21 +86,7 @@ def tune_variant(
 
         trial_config, drawn = trial_settings(suggest, settings, space)
         with tempfile.TemporaryDirectory(prefix="trial") as tmp:
-            tmp = Path(tmp)
-            info = train_member(
-                train_npz=train_npz,
-                val_npz=val_npz,
-                model_out=str(tmp / "model.keras"),
-                history_out=str(tmp / "history.csv"),
-                info_out=str(tmp / "info.json"),
-                checkpoint_dir=str(tmp / "checkpoint"),
-                architecture=trial_config["architecture"],
-                params=trial_config["params"],
-                loss=trial_config["loss"],
-                training=trial_config["training"],
-                seed=seed,
-                target=trial_config["target"],
-            )
+            info = train_member_in(tmp, train_npz, val_npz, trial_config, seed)
         keras.backend.clear_session()
         score = info["best_val_miou"]
         rows.append({"trial": trial.number, **drawn, "best_val_miou": score})
