@@ -14,6 +14,12 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/tuning.smk"
 
 
+# Targets only: nothing to submit to a cluster.
+localrules:
+    all,
+    tuning,
+
+
 rule all:
     default_target: True
     input:

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_quick_benchmark_writes_markdown_and_csv(tmp_path):
     command = [sys.executable, "-m", "marsseg.benchmark", "--quick", "--out-dir", str(tmp_path)]
     command += ["--config", str(REPO / "tests" / "configs" / "tiny.yaml")]
-    command += ["--parts", "data,postprocess,dryrun,prediction,training"]
+    command += ["--parts", "data,postprocess,dryrun,memory,prediction,training"]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
 
@@ -32,6 +32,8 @@ def test_quick_benchmark_writes_markdown_and_csv(tmp_path):
         ("apply_method nearest_label", ""),
         ("score (metrics.score)", ""),
         ("snakemake -n", ""),
+        ("peak RSS, training", "unet"),
+        ("peak RSS, prediction", "unet"),
         ("predict_labels, no TTA", "unet"),
         ("predict_labels, TTA (4 flips)", "unet"),
         ("bare model.fit", "unet"),
@@ -44,8 +46,10 @@ def test_quick_benchmark_writes_markdown_and_csv(tmp_path):
         assert float(row["min"]) <= float(row["median"]) <= float(row["max"]), row
         # training: one epoch after the untimed first; the bare fit's before and after the rule's
         assert row["repeats"] == ("2" if row["name"] == "bare model.fit" else "1"), row
+        if row["name"].startswith("peak RSS"):  # a Keras process, well under the goal when tiny
+            assert row["unit"] == "MiB" and 200 < float(row["median"]) < 3072, row
 
     markdown = (tmp_path / "benchmark.md").read_text()
     for title in ("Machine", *SECTIONS.values()):
         assert f"## {title}\n" in markdown
-    assert markdown.count("| unet |") == 5
+    assert markdown.count("| unet |") == 7

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,13 @@ import pandas as pd
 import pytest
 import yaml
 from slurm.cluster import SlurmCluster, SlurmError, SlurmUnavailable
-from workflow_runner import REPO, TINY_CONFIG, snakemake
+from workflow_runner import (
+    REPO,
+    TINY_CONFIG,
+    snakemake,
+    snakemake_command,
+    snakemake_environment,
+)
 
 PROFILE = REPO / "profiles" / "slurm"
 TARGET = "results/comparison.csv"
@@ -70,7 +75,18 @@ def test_profile_asks_for_one_gpu_per_training_and_prediction_without_serialisin
     for rule in ("train", "predict"):
         assert by_rule[rule]["gpu"] == "1" and int(by_rule[rule]["cpus_per_gpu"]) >= 1, rule
     assert "gpu" not in by_rule["split"]
-    assert all({"slurm_partition", "runtime", "mem_mb"} <= set(r) for r in by_rule.values())
+    jobs_with_work = [job for job in jobs if job.rule != "all"]  # all: a target, never submitted
+    assert all({"slurm_partition", "runtime", "mem_mb"} <= set(j.resources) for j in jobs_with_work)
+
+
+def test_every_rule_that_runs_a_script_declares_memory_and_runtime():
+    for path in (REPO / "workflow" / "rules").glob("*.smk"):
+        for block in re.split(r"^(?=rule )", path.read_text(), flags=re.MULTILINE):
+            if "    script:" in block:
+                rule = re.match(r"rule (\w+):", block)[1]
+                assert re.search(r"^        mem_mb=\d+,$", block, re.MULTILINE), rule
+                assert re.search(r"^        runtime=\d+,$", block, re.MULTILINE), rule
+    assert declared_memory()["train"] >= 1000
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +99,17 @@ def slurm(tmp_path_factory):
         pytest.fail(f"Slurm could not be installed or started: {error}", pytrace=False)
     yield cluster
     cluster.stop()
+
+
+def declared_memory() -> dict[str, int]:
+    """The mem_mb each rule declares in workflow/rules/*.smk."""
+    memory = {}
+    for path in (REPO / "workflow" / "rules").glob("*.smk"):
+        for block in re.split(r"^(?=rule )", path.read_text(), flags=re.MULTILINE):
+            rule, mem_mb = re.match(r"rule (\w+):", block), re.search(r"mem_mb=(\d+)", block)
+            if rule and mem_mb:
+                memory[rule[1]] = int(mem_mb[1])
+    return memory
 
 
 def overrides(cluster: SlurmCluster) -> list[str]:
@@ -98,7 +125,10 @@ def overrides(cluster: SlurmCluster) -> list[str]:
         return resources
 
     default = adapt(profile["default-resources"])
-    per_rule = {rule: {**adapt(r), "gpu": 0} for rule, r in profile["set-resources"].items()}
+    # Every rule declares the memory it needs at course size; this node may have less.
+    per_rule = {rule: {"mem_mb": min(mem_mb, memory)} for rule, mem_mb in declared_memory().items()}
+    for rule, resources in profile["set-resources"].items():
+        per_rule[rule] = {**per_rule.get(rule, {}), **adapt(resources), "gpu": 0}
     return [
         "--default-resources",
         *(f"{key}={value}" for key, value in default.items()),
@@ -169,26 +199,17 @@ def cluster_run(slurm, tmp_path_factory):
         epochs=EPOCHS, early_stopping_patience=EPOCHS, reduce_lr_patience=EPOCHS
     )
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--profile",
-        str(PROFILE),
-        *overrides(slurm),
-        "--",
-        TARGET,
-    ]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    command = snakemake_command(workdir, "--profile", str(PROFILE), *overrides(slurm), "--", TARGET)
     log_path = workdir / "snakemake.out"
     started = time.monotonic()
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, text=True
+            command,
+            cwd=workdir,
+            env=snakemake_environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
     try:
         deadline = time.monotonic() + 600

@@ -12,6 +12,25 @@ REPO = Path(__file__).resolve().parents[1]
 TINY_CONFIG = REPO / "tests" / "configs" / "tiny.yaml"
 
 
+def snakemake_command(workdir: Path, *args: str) -> list[str]:
+    """The Snakemake CLI on the repository's Snakefile, with `workdir` as working directory."""
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *args,
+    ]
+
+
+def snakemake_environment() -> dict[str, str]:
+    """This environment, with the virtualenv's bin first on PATH (as `make` sets it)."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
 def snakemake(
     workdir: Path, *args: str, config: Path | None = TINY_CONFIG, timeout=900, check=True
 ) -> subprocess.CompletedProcess:
@@ -23,19 +42,13 @@ def snakemake(
     workdir.mkdir(parents=True, exist_ok=True)
     if config is not None:
         shutil.copy(config, workdir / "config.yaml")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        *args,
-    ]
     result = subprocess.run(
-        command, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout
+        snakemake_command(workdir, *args),
+        cwd=workdir,
+        env=snakemake_environment(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if check and result.returncode != 0:
         raise AssertionError(

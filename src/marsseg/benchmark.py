@@ -27,6 +27,7 @@ import argparse
 import csv
 import functools
 import importlib
+import json
 import os
 import platform
 import re
@@ -45,11 +46,12 @@ from marsseg.variants import resolve_members
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_CONFIG = REPO / "tests" / "configs" / "tiny.yaml"
-PARTS = ("data", "postprocess", "dryrun", "noop", "prediction", "training")
+PARTS = ("data", "postprocess", "dryrun", "noop", "memory", "prediction", "training")
 SECTIONS = {
     "data": "Data steps (package functions, in memory)",
     "postprocess": "Post-processing and scoring",
     "snakemake": "Snakemake's own overhead",
+    "memory": "Peak memory of training and prediction at course size (one process each)",
     "prediction": "Prediction (predict_labels, untrained weights)",
     "training": "Training: the workflow's path (train_member) against a bare model.fit",
 }
@@ -59,6 +61,8 @@ QUICK_SYNTHETIC = {"n_train": 96, "n_test": 64, "n_aliens": 4}
 QUICK_IMAGES = 64  # training and prediction images in --quick mode
 CPU_IMAGES = 1024  # without an accelerator, the default cap on training and prediction images
 RSS_GOAL_MIB = 3072
+PROBE_TRAINING_STEPS = 4  # batches each memory probe trains (the peak comes with the first)
+PROBE_PREDICT_IMAGES = 256  # test images each memory probe predicts: one chunk of predict_labels
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,6 +340,53 @@ def bench_noop(quick: bool, repeats: int, rows: list) -> None:
 # Prediction and training (Keras APIs only)
 
 
+def bench_memory(config, variants, data, rows, quick: bool) -> None:
+    """Peak RSS of each variant's training and prediction with course-size arrays, each in a
+    fresh process (marsseg.memory_probe) that stops after a few batches: the peak is that of
+    the arrays and the per-batch tensors, which a full run repeats."""
+    from marsseg.io import save_arrays
+
+    steps, images = (2, QUICK_IMAGES) if quick else (PROBE_TRAINING_STEPS, PROBE_PREDICT_IMAGES)
+    section = SECTIONS["memory"]
+    with tempfile.TemporaryDirectory(prefix="marsseg-bench-") as tmp:
+        tmp = Path(tmp)
+        files = {name: str(tmp / f"{name}.npz") for name in ("train", "val", "test")}
+        save_arrays(files["train"], images=data["train_images"], masks=data["train_masks"])
+        save_arrays(files["val"], images=data["val_images"], masks=data["val_masks"])
+        save_arrays(files["test"], images=data["test_images"], masks=data["test_masks"])
+        config_file = tmp / "config.yaml"
+        config_file.write_text(yaml.safe_dump(config))
+        for variant in variants:
+            predicted = config["variants"][variant].get("target") != "big_rock"
+            probes = [("training", "train", files["train"], files["val"], steps)]
+            if predicted:
+                probes.append(("prediction", "predict", files["val"], files["test"], images))
+            for rule, mode, first, second, number in probes:
+                command = [sys.executable, "-m", "marsseg.memory_probe", mode, str(config_file)]
+                command += [variant, first, second, str(number)]
+                done = subprocess.run(command, capture_output=True, text=True)
+                if done.returncode != 0:
+                    raise RuntimeError(f"memory probe {mode} {variant} failed:\n{done.stderr}")
+                measured = json.loads(done.stdout.strip().splitlines()[-1])
+                size = (
+                    f"{len(data['train_images'])} train images, {number} batches"
+                    if mode == "train"
+                    else f"{len(data['test_images'])} test images, {number} predicted with TTA"
+                )
+                rows.append(
+                    summary(
+                        section,
+                        f"peak RSS, {rule}",
+                        [measured["peak_rss_mib"]],
+                        "MiB",
+                        size,
+                        variant=variant,
+                        goal=f"<= {RSS_GOAL_MIB}",
+                        note=f"{measured['seconds']:.0f} s",
+                    )
+                )
+
+
 def bench_prediction(config, names, data, n_images, repeats, rows) -> None:
     """predict_labels images/second of each predicted variant (all its members), with and
     without TTA; the first call on a slice with the same batch shapes is not counted."""
@@ -344,7 +395,7 @@ def bench_prediction(config, names, data, n_images, repeats, rows) -> None:
     from marsseg.models import build_model
     from marsseg.prediction import predict_labels
 
-    chunk = 1024  # predict_labels' default, which the rule uses
+    chunk = 256  # predict_labels' default, which the rule uses
     images = data["test_images"][:n_images]
     warm = images[: chunk + len(images) % chunk] if len(images) > chunk else images
     batch_size = config["prediction"]["batch_size"]
@@ -402,7 +453,7 @@ def _epoch_timer():
     return EpochTimer()
 
 
-def _bare_model(member, masks, seed):
+def compiled_member(member: dict, masks: np.ndarray, seed: int):
     """The member's model, compiled exactly as train_member compiles it, and its targets."""
     from marsseg.models.losses import make_loss
     from marsseg.training import class_weights_for, compiled_model, setup_backend, targets_for
@@ -467,7 +518,7 @@ def bench_training(config, variants, data, n_images, repeats, rows) -> None:
             # Bare epochs before and after the rule's, so that a change in the machine's load
             # during the run weighs on both sides. The first epoch of every fit (compilation,
             # setting up the data) is left out on both sides.
-            model, y = _bare_model(member, train_masks, seed)
+            model, y = compiled_member(member, train_masks, seed)
             bare = _bare_fit(model, x, y, 1 + repeats, batch_size)[1:]
             workdir = tmp / variant
             workflow = _workflow_fit(
@@ -547,7 +598,7 @@ def write_results(rows, machine, settings, out_dir: Path, stem: str = "benchmark
 
 
 def course_run(
-    config_path: Path, workdir: Path, quick: bool
+    config_path: Path, workdir: Path, quick: bool, cpu_only: bool
 ) -> tuple[list[dict], list[str], float]:
     """Run the workflow at course size, one epoch per variant, in `workdir` (emptied first);
     return one record per benchmark file, the rules that wrote none, and the wall time."""
@@ -559,10 +610,25 @@ def course_run(
                 settings["training"]["epochs"] = 1
     if quick:
         config["synthetic"] = {**config.get("synthetic", {}), **QUICK_SYNTHETIC}
+    if cpu_only:
+        # A CPU needs hours per variant at course size: the first variant only, with a quarter
+        # of its filters. Every rule still runs on course-size data; the memory part of
+        # `make bench` gives each variant's own training and prediction peak.
+        first = next(iter(config["variants"]))
+        config["run_variants"] = [first]
+        params = config["variants"][first].setdefault("params", {})
+        if "filters" in params:
+            params["filters"] = [max(4, f // 4) for f in params["filters"]]
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     seconds, _ = snakemake(workdir, "--cores", str(os.cpu_count()), "--resources", "gpu=1")
+    return (*rule_benchmarks(workdir), seconds)
+
+
+def rule_benchmarks(workdir: Path) -> tuple[list[dict], list[str]]:
+    """One record per `benchmark:` file of a run in `workdir` (runtime, peak RSS), and the rules
+    that logged but wrote no benchmark file."""
     records = []
     for tsv in sorted((workdir / "benchmarks").rglob("*.tsv")):
         with open(tsv, newline="") as handle:
@@ -583,8 +649,7 @@ def course_run(
         p.relative_to(workdir / "logs").parts[0].removesuffix(".log")
         for p in (workdir / "logs").rglob("*.log")
     }
-    missing = sorted(logged - {record["rule"] for record in records})
-    return records, missing, seconds
+    return records, sorted(logged - {record["rule"] for record in records})
 
 
 def write_course(records, missing, seconds, machine, settings, out_dir: Path) -> None:
@@ -664,8 +729,13 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.course_run:
         workdir = args.workdir or args.out_dir / "bench_run"
-        records, missing, seconds = course_run(args.config, workdir.resolve(), args.quick)
+        cpu_only = not accelerators()
+        records, missing, seconds = course_run(args.config, workdir.resolve(), args.quick, cpu_only)
         settings["working directory"] = str(workdir)
+        if cpu_only:
+            settings["variants"] = (
+                "no accelerator: the first variant only, a quarter of its filters"
+            )
         machine = machine_info()
         machine["load average (1 min) at start, end"] = f"{load_at_start}, {os.getloadavg()[0]:.2f}"
         write_course(records, missing, seconds, machine, settings, args.out_dir)
@@ -699,6 +769,9 @@ def main(argv: list[str] | None = None) -> None:
         save()
     if "noop" in parts:
         bench_noop(args.quick, repeats, rows)
+        save()
+    if "memory" in parts:
+        bench_memory(config, variants, data, rows, args.quick)
         save()
     if "prediction" in parts or "training" in parts:
         from marsseg.training import setup_backend

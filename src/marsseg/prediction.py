@@ -49,7 +49,7 @@ def predict_labels(
     tta: bool = False,
     big_rock_helpers=(),
     big_rock_threshold: float = 0.5,
-    chunk: int = 1024,
+    chunk: int = 256,
 ) -> dict[str, np.ndarray]:
     """Label maps (uint8, N x 64 x 128) `labels` (argmax over 0-4) and `labels_no_background`
     (argmax over 1-4) of the models' mean probabilities, and with `tta` also `tta_labels` and

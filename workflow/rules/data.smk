@@ -8,6 +8,9 @@ rule synthesize:
         "benchmarks/synthesize.tsv"
     conda:
         "../../envs/data.yaml"
+    resources:
+        mem_mb=2500,
+        runtime=10,
     params:
         **config["synthetic"],
     script:
@@ -26,6 +29,9 @@ rule load_raw:
         "benchmarks/load_raw.tsv"
     conda:
         "../../envs/data.yaml"
+    resources:
+        mem_mb=3000,
+        runtime=10,
     script:
         "../scripts/load_raw.py"
 
@@ -42,6 +48,9 @@ rule filter_outliers:
         "benchmarks/filter_outliers.tsv"
     conda:
         "../../envs/data.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         **config["outliers"],
     script:
@@ -60,6 +69,9 @@ rule split:
         "benchmarks/split.tsv"
     conda:
         "../../envs/data.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         val_fraction=config["split"]["val_fraction"],
         seed=config["split"]["seed"],
@@ -79,6 +91,9 @@ rule augment:
         "benchmarks/augment.tsv"
     conda:
         "../../envs/data.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         **config["augmentation"],
     script:

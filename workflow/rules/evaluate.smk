@@ -5,8 +5,13 @@ rule postprocess:
         "results/postprocessed/{variant}/seed{seed}/tta_{tta}/{method}.npz",
     log:
         "logs/postprocess/{variant}/seed{seed}/tta_{tta}/{method}.log",
+    benchmark:
+        "benchmarks/postprocess/{variant}/seed{seed}/tta_{tta}/{method}.tsv"
     conda:
         "../../envs/data.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         all_background_label=config["postprocessing"]["all_background_label"],
         tta=tta_on,
@@ -22,8 +27,13 @@ rule score:
         "results/scores/{variant}/seed{seed}/tta_{tta}/{method}.json",
     log:
         "logs/score/{variant}/seed{seed}/tta_{tta}/{method}.log",
+    benchmark:
+        "benchmarks/score/{variant}/seed{seed}/tta_{tta}/{method}.tsv"
     conda:
         "../../envs/data.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
     script:
         "../scripts/score.py"
 
@@ -47,8 +57,13 @@ rule comparison_table:
         ),
     log:
         "logs/comparison_table.log",
+    benchmark:
+        "benchmarks/comparison_table.tsv"
     conda:
         "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         records=comparison_records(),
     script:
@@ -63,8 +78,13 @@ rule submission:
         "results/submission.csv",
     log:
         "logs/submission.log",
+    benchmark:
+        "benchmarks/submission.tsv"
     conda:
         "../../envs/data.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         seed=SEEDS[0],
     script:
@@ -80,8 +100,13 @@ rule variant_submission:
         "results/submissions/{variant}.csv",
     log:
         "logs/submissions/{variant}.log",
+    benchmark:
+        "benchmarks/submissions/{variant}.tsv"
     conda:
         "../../envs/data.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         seed=SEEDS[0],
     script:
@@ -96,7 +121,12 @@ rule score_submission:
         "results/submission_score.json",
     log:
         "logs/score_submission.log",
+    benchmark:
+        "benchmarks/score_submission.tsv"
     conda:
         "../../envs/data.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
     script:
         "../scripts/score_submission.py"

@@ -18,8 +18,13 @@ rule figure_predictions:
         ),
     log:
         "logs/figures/predictions/{variant}.log",
+    benchmark:
+        "benchmarks/figures/predictions/{variant}.tsv"
     conda:
         "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         postprocessed=figure_postprocessed,
         seed=SEEDS[0],
@@ -39,8 +44,13 @@ rule figure_training_curves:
         ),
     log:
         "logs/figures/training_curves/{variant}.log",
+    benchmark:
+        "benchmarks/figures/training_curves/{variant}.tsv"
     conda:
         "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         histories=figure_histories,
     script:
@@ -59,8 +69,13 @@ rule figure_confusion:
         ),
     log:
         "logs/figures/confusion/{variant}.log",
+    benchmark:
+        "benchmarks/figures/confusion/{variant}.tsv"
     conda:
         "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         scores=figure_scores,
     script:
@@ -80,8 +95,13 @@ rule figure_class_distribution:
         ),
     log:
         "logs/figures/class_distribution.log",
+    benchmark:
+        "benchmarks/figures/class_distribution.tsv"
     conda:
         "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
     script:
         "../scripts/figure_class_distribution.py"
 
@@ -99,8 +119,13 @@ rule figure_outliers:
         ),
     log:
         "logs/figures/outliers.log",
+    benchmark:
+        "benchmarks/figures/outliers.tsv"
     conda:
         "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         max_group_size=config["outliers"]["max_group_size"],
     script:

@@ -14,6 +14,8 @@ rule train:
         "../../envs/train.yaml"
     resources:
         gpu=1,
+        mem_mb=4000,
+        runtime=720,
     params:
         settings=member_settings,
         seed=member_seed,
@@ -40,6 +42,8 @@ rule predict:
         "../../envs/train.yaml"
     resources:
         gpu=1,
+        mem_mb=4000,
+        runtime=120,
     params:
         **config["prediction"],
         big_rock_threshold=helper_threshold,

@@ -33,6 +33,8 @@ rule tune:
         "../../envs/tune.yaml"
     resources:
         gpu=1,
+        mem_mb=4000,
+        runtime=1440,
     params:
         settings=lambda wildcards: members(wildcards.variant)[0],
         space=config["tuning"]["search_space"],

@@ -1,0 +1,75 @@
+"""Peak memory of one variant's training and prediction at course size, each in a fresh process,
+for the benchmark (`python -m marsseg.benchmark`, part `memory`):
+
+    python -m marsseg.memory_probe train CONFIG VARIANT TRAIN_NPZ VAL_NPZ STEPS
+    python -m marsseg.memory_probe predict CONFIG VARIANT VAL_NPZ TEST_NPZ IMAGES
+
+`train` does what the train rule does for the variant's first member (course-size training and
+validation arrays in memory, the model compiled as train_member compiles it) but stops after
+STEPS batches and one validation pass; `predict` loads the validation and test images as the
+predict rule does and runs predict_labels, with TTA, on the first IMAGES test images (the rule
+predicts 256 at a time, so 256 reach its peak). Either prints one JSON line: peak RSS (MiB) and
+seconds. A CPU cannot train or predict every variant at course size in a benchmark's time; the
+peak of these shortened runs is the rule's, as the arrays and the per-batch tensors are the same.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def probe_training(config: dict, variant: str, train_npz: str, val_npz: str, steps: int) -> None:
+    from marsseg.benchmark import compiled_member
+    from marsseg.io import load_arrays
+    from marsseg.training import images_to_input
+    from marsseg.variants import resolve_members
+
+    member = resolve_members(config, variant)[0]
+    train, val = load_arrays(train_npz), load_arrays(val_npz)
+    x, val_x = images_to_input(train["images"]), images_to_input(val["images"])
+    model, y = compiled_member(member, train["masks"], seed=0)
+    batch_size = member["training"]["batch_size"]
+    model.fit(x, y, batch_size=batch_size, epochs=1, steps_per_epoch=steps, verbose=0)
+    model.predict(val_x, batch_size=batch_size, verbose=0)
+
+
+def probe_prediction(config: dict, variant: str, val_npz: str, test_npz: str, images: int) -> None:
+    from marsseg.io import load_arrays
+    from marsseg.models import build_model
+    from marsseg.prediction import predict_labels
+    from marsseg.training import setup_backend
+    from marsseg.variants import resolve_members
+
+    setup_backend(0)
+    members = resolve_members(config, variant)
+    models = [build_model(m["architecture"], m["params"], num_classes=5) for m in members]
+    load_arrays(val_npz)
+    test_images = load_arrays(test_npz)["images"]
+    predict_labels(models, test_images[:images], config["prediction"]["batch_size"], tta=True)
+
+
+def main(argv: list[str]) -> None:
+    import yaml
+
+    mode, config_path, variant, first, second, number = argv
+    config = yaml.safe_load(open(config_path))
+    started = time.perf_counter()
+    if mode == "train":
+        probe_training(config, variant, first, second, int(number))
+    elif mode == "predict":
+        probe_prediction(config, variant, first, second, int(number))
+    else:
+        raise SystemExit(f"mode is {mode!r}; use train or predict")
+    seconds = time.perf_counter() - started
+    print(json.dumps({"peak_rss_mib": round(peak_rss_mib()), "seconds": round(seconds, 1)}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
