@@ -10,7 +10,7 @@ rule postprocess:
     conda:
         "../../envs/data.yaml"
     resources:
-        mem_mb=1000,
+        mem_mb=1500,
         runtime=10,
     params:
         all_background_label=config["postprocessing"]["all_background_label"],
@@ -83,7 +83,7 @@ rule submission:
     conda:
         "../../envs/data.yaml"
     resources:
-        mem_mb=1000,
+        mem_mb=1500,
         runtime=10,
     params:
         seed=SEEDS[0],
@@ -105,7 +105,7 @@ rule variant_submission:
     conda:
         "../../envs/data.yaml"
     resources:
-        mem_mb=1000,
+        mem_mb=1500,
         runtime=10,
     params:
         seed=SEEDS[0],

@@ -14,7 +14,10 @@ rule train:
         "../../envs/train.yaml"
     resources:
         gpu=1,
-        mem_mb=4000,
+        # At course size on a CPU (activations in host memory) the peak is 3.1 GB (unet) to
+        # 11.1 GB (multipath, batch 128); a GPU keeps them in its own memory. A training
+        # longer than 12 h is resubmitted and resumes (profiles/slurm: retries).
+        mem_mb=12000,
         runtime=720,
     params:
         settings=member_settings,
@@ -42,7 +45,8 @@ rule predict:
         "../../envs/train.yaml"
     resources:
         gpu=1,
-        mem_mb=4000,
+        # Course size on a CPU, with TTA: 2.5 GB (unet) to 4.1 GB (multipath).
+        mem_mb=5000,
         runtime=120,
     params:
         **config["prediction"],

@@ -33,7 +33,7 @@ rule tune:
         "../../envs/tune.yaml"
     resources:
         gpu=1,
-        mem_mb=4000,
+        mem_mb=12000,
         runtime=1440,
     params:
         settings=lambda wildcards: members(wildcards.variant)[0],
