@@ -40,5 +40,5 @@ test: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
 
 clean:
-	rm -rf results/data results/models results/training results/predictions \
-		results/postprocessed results/scores results/checkpoints logs benchmarks .snakemake
+	find results -mindepth 1 -maxdepth 1 ! -name README.md ! -name reference -exec rm -rf {} +
+	rm -rf logs benchmarks .snakemake

@@ -39,6 +39,7 @@ def test_quick_benchmark_writes_markdown_and_csv(tmp_path):
         ("bare model.fit", "unet"),
         ("train_member (the rule)", "unet"),
         ("ratio train_member / bare", "unet"),
+        ("ratio, within the rule's epochs", "unet"),
     }
     assert found == expected
     for row in rows:
@@ -46,10 +47,12 @@ def test_quick_benchmark_writes_markdown_and_csv(tmp_path):
         assert float(row["min"]) <= float(row["median"]) <= float(row["max"]), row
         # training: one epoch after the untimed first; the bare fit's before and after the rule's
         assert row["repeats"] == ("2" if row["name"] == "bare model.fit" else "1"), row
+        if row["name"] == "ratio, within the rule's epochs":  # a share of the epoch
+            assert float(row["median"]) < 1, row
         if row["name"].startswith("peak RSS"):  # a Keras process, well under the goal when tiny
             assert row["unit"] == "MiB" and 200 < float(row["median"]) < 3072, row
 
     markdown = (tmp_path / "benchmark.md").read_text()
     for title in ("Machine", *SECTIONS.values()):
         assert f"## {title}\n" in markdown
-    assert markdown.count("| unet |") == 7
+    assert markdown.count("| unet |") == 8

@@ -113,6 +113,7 @@ def _validation_callback(val_x, val_y, loss_fn, batch_size: int, binary: bool):
             self.started = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
+            validation_started = time.perf_counter()
             probabilities = self.model.predict(val_x, batch_size=batch_size, verbose=0)
             predicted = np.argmax(probabilities, axis=-1)
             truth = val_y
@@ -123,7 +124,9 @@ def _validation_callback(val_x, val_y, loss_fn, batch_size: int, binary: bool):
                 )
             logs["val_loss"] = float(keras.ops.convert_to_numpy(loss_fn(val_y, probabilities)))
             logs["val_miou"] = float(np.nan_to_num(mean_iou(confusion_matrix(truth, predicted))))
-            logs["epoch_seconds"] = time.perf_counter() - self.started  # training + validation
+            now = time.perf_counter()
+            logs["epoch_seconds"] = now - self.started  # training + validation
+            logs["validation_seconds"] = now - validation_started
             log.info(
                 "epoch %d: loss %.4f val_loss %.4f val_miou %.4f",
                 epoch + 1,
