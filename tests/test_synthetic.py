@@ -7,10 +7,17 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from marsseg.synthetic import (
     ALIEN_MASK_SHARES,
+    _bspline_taps,
+    _cast_shadow,
+    _dilate_3x3,
+    _exact_taps_last_axis,
+    _exact_taps_middle_axis,
     _layout_counts,
+    _spline_taps,
     generate_course_dataset,
 )
 
@@ -116,6 +123,41 @@ def test_seven_all_background_images_at_course_layout_with_few_test_images():
     all_bg = (training_set[:, 1] == 0).all(axis=(1, 2)).sum()
     assert all_bg == 3  # 7 * 1100 / 2615, rounded
     assert test_set.shape == (2, 64, 128) and test_masks.shape == (2, 64, 128)
+
+
+def test_spline_taps_sum_exactly_what_the_dense_spline_matrix_gives():
+    rng = np.random.default_rng(5)
+    u = 1.0 + np.linspace(0.0, 1.0, 128) * 14 * (1 - 1e-4)
+    n_in = 17
+    a = (rng.standard_normal((50, n_in)) * 3).astype(np.float32)
+    # the same spline as a dense matrix, the order-independent sums done by BLAS
+    idx, w = _bspline_taps(u, n_in)
+    dense = np.zeros((n_in, len(u)))
+    for k in range(4):
+        np.add.at(dense, (idx[k], np.arange(len(u))), w[k].astype(np.float64))
+    dense = np.rint(dense * 2.0**20) / 2.0**20
+    expected = (np.rint(a.astype(np.float64) * 1024) / 1024) @ dense
+    taps = _spline_taps(u, n_in)
+    assert np.array_equal(_exact_taps_last_axis(a, *taps), expected.astype(np.float32))
+    stacked = np.ascontiguousarray(np.broadcast_to(a.T[None], (2, n_in, 50)))
+    along_rows = _exact_taps_middle_axis(stacked, *taps)
+    assert np.array_equal(along_rows[1], expected.T.astype(np.float32))
+
+
+def test_cast_shadow_and_dilation_match_their_plain_definitions():
+    rng = np.random.default_rng(6)
+    height = rng.random((9, 64, 128)).astype(np.float32)
+    sdy, sdx = rng.integers(-1, 2, 9), rng.integers(-1, 2, 9)
+    expected = np.zeros_like(height)
+    for k in (1, 2, 3, 5):  # the height k steps towards the light, edges replicated
+        ys = np.clip(np.arange(64)[None, :] + sdy[:, None] * k, 0, 63)
+        xs = np.clip(np.arange(128)[None, :] + sdx[:, None] * k, 0, 127)
+        shifted = height[np.arange(9)[:, None, None], ys[:, :, None], xs[:, None, :]]
+        expected = np.maximum(expected, shifted - np.float32(0.35 * k))
+    assert np.array_equal(_cast_shadow(height, sdy, sdx), expected)
+    m = rng.random((4, 64, 128)) < 0.05
+    square = ndimage.binary_dilation(m, structure=np.ones((1, 3, 3), bool))
+    assert np.array_equal(_dilate_3x3(m), square)
 
 
 def test_deterministic_for_a_seed_and_different_for_another():

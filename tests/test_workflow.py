@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from workflow_runner import TINY_CONFIG, snakemake
+from workflow_runner import REPO, TINY_CONFIG, snakemake
 
 from marsseg.submission import read_submission
 
@@ -268,3 +268,29 @@ def test_every_variant_ensemble_and_big_rock_helper(tmp_path):
     weights = info["multipath", 0]["loss"]["class_weights"]
     assert weights[0] == 0 and weights[4] > weights[1]  # inverse frequency, background 0
     assert (tmp_path / "results/models/separate/seed1/member1.keras").exists()
+
+
+@pytest.mark.parametrize(
+    ("overlay", "trained"),
+    [
+        ("profiles/cpu-demo/demo.yaml", {"unet/seed42/member0"}),
+        (
+            "experiments/background_levers.yaml",
+            {"unet/seed42/member0", "unet_background_weight_1/seed42/member0"},
+        ),
+    ],
+)
+def test_shipped_config_overlays_plan_the_runs_they_describe(tmp_path, overlay, trained):
+    result = snakemake(
+        tmp_path,
+        "-n",
+        "--cores",
+        "2",
+        "--resources",
+        "gpu=1",
+        "--configfile",
+        str(REPO / overlay),
+        config=REPO / "config.yaml",
+    )
+    planned = set(re.findall(r"results/models/(\S+?)\.keras", result.stdout))
+    assert planned == trained, result.stdout[-3000:]
