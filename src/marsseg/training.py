@@ -210,8 +210,11 @@ def train_member(
     backup.async_safe = True
     callbacks = [
         _validation_callback(val_x, val_y, loss_fn, batch_size, binary=target == "big_rock"),
-        backup,
+        # The epoch's history row before its checkpoint: a job killed between the two runs that
+        # epoch again and writes its row twice (_read_history keeps the last), rather than
+        # resuming after an epoch whose row was never written.
         keras.callbacks.CSVLogger(str(history_csv), append=True),
+        backup,
         keras.callbacks.ReduceLROnPlateau(
             monitor="val_miou",
             mode="max",
