@@ -447,27 +447,31 @@ def bench_prediction(config, names, data, n_images, repeats, rows) -> None:
 
 
 def _epoch_timer():
-    """A callback that notes the time at the end of each epoch. Last in the list, it runs after
-    the workflow's validation, checkpoint and CSV callbacks, so an epoch's time is everything
-    the user waits for between two epochs. In the workflow's epochs it also keeps the time of
-    the training steps alone (the logged epoch_seconds less validation_seconds)."""
+    """A callback that times each epoch from its start to the end of its callbacks. Last in
+    the list, it runs after the workflow's validation, checkpoint and CSV callbacks, so an
+    epoch's time is everything the user waits for in it. In the workflow's epochs it also
+    keeps the time of the training steps alone (the logged epoch_seconds less
+    validation_seconds)."""
     import keras
 
     class EpochTimer(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.marks = [time.perf_counter()]
+            self.spans = []
             self.step_seconds = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.began = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
             if "loss" in logs:
                 float(logs["loss"])  # wait for the device to finish the epoch
-            self.marks.append(time.perf_counter())
+            self.spans.append(time.perf_counter() - self.began)
             if "validation_seconds" in logs:
                 self.step_seconds.append(logs["epoch_seconds"] - logs["validation_seconds"])
 
         def seconds(self) -> list[float]:
-            return list(np.diff(self.marks))
+            return list(self.spans)
 
     return EpochTimer()
 
@@ -497,8 +501,24 @@ def _bare_fit(model, x, y, epochs, batch_size) -> list[float]:
     return timer.seconds()
 
 
+def _bare_epoch_after_each(model, x, y, batch_size):
+    """A callback that runs one bare epoch of `model` (already compiled and warmed up) after
+    each of the workflow's epochs, so that the two are timed side by side, seconds apart: a
+    change in the machine's speed weighs on both of a pair."""
+    import keras
+
+    class BareEpochAfterEach(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.seconds = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds += _bare_fit(model, x, y, 1, batch_size)
+
+    return BareEpochAfterEach()
+
+
 def _workflow_fit(
-    member, train_npz, val_npz, epochs, seed, workdir: Path
+    member, train_npz, val_npz, epochs, seed, workdir: Path, extra_callbacks=()
 ) -> tuple[list[float], list[float]]:
     """Seconds per epoch of the train rule's code path (train_member on the npz files, with
     every callback), and of its training steps alone."""
@@ -506,13 +526,15 @@ def _workflow_fit(
 
     timer = _epoch_timer()
     settings = {**member, "training": {**member["training"], "epochs": epochs}}
-    train_member_in(workdir, train_npz, val_npz, settings, seed, extra_callbacks=(timer,))
+    callbacks = (timer, *extra_callbacks)
+    train_member_in(workdir, train_npz, val_npz, settings, seed, extra_callbacks=callbacks)
     return timer.seconds(), timer.step_seconds
 
 
 def bench_training(config, variants, data, n_images, repeats, rows) -> None:
-    """Per variant (its first member): images/second of train_member and of a bare model.fit,
-    over the same images, batch size and epochs, the first epoch left out of both."""
+    """Per variant (its first member): images/second of train_member and of a bare model.fit
+    over the same images, batch size and epochs, an epoch of each in turn; the first epoch of
+    each fit (compilation, setting up the data) left out."""
     import keras
 
     from marsseg.io import save_arrays
@@ -536,47 +558,50 @@ def bench_training(config, variants, data, n_images, repeats, rows) -> None:
             member = resolve_members(config, variant)[0]
             seed = config["seeds"][0] + member["seed_offset"]
             batch_size = member["training"]["batch_size"]
-            # Bare epochs before and after the rule's, so that a change in the machine's load
-            # during the run weighs on both sides. The first epoch of every fit (compilation,
-            # setting up the data) is left out on both sides.
             model, y = compiled_member(member, train_masks, seed)
-            bare = _bare_fit(model, x, y, 1 + repeats, batch_size)[1:]
-            workdir = tmp / variant
+            _bare_fit(model, x, y, 1, batch_size)  # compiles the bare fit: untimed
+            bare_epochs = _bare_epoch_after_each(model, x, y, batch_size)
             workflow, steps = _workflow_fit(
-                member, tmp / "train.npz", tmp / "val.npz", 1 + repeats, seed, workdir
+                member,
+                tmp / "train.npz",
+                tmp / "val.npz",
+                1 + repeats,
+                seed,
+                tmp / variant,
+                extra_callbacks=(bare_epochs,),
             )
-            workflow, steps = workflow[1:], steps[1:]
-            bare += _bare_fit(model, x, y, 1 + repeats, batch_size)[1:]
+            # The rule's first epoch compiles; it and the bare epoch beside it are left out.
+            bare, workflow, steps = bare_epochs.seconds[1:], workflow[1:], steps[1:]
             del model
             keras.backend.clear_session()
             size = f"{n_train} train + {n_val} val images, batch {batch_size}"
             note = f"{repeats} epoch(s) after 1 untimed"
             if len(resolve_members(config, variant)) > 1:
                 note += f"; member 0 of {len(resolve_members(config, variant))}"
-            bare_note = f"{note}, twice: before and after the rule's"
             for name, seconds, text in (
-                ("bare model.fit", bare, bare_note),
+                ("bare model.fit", bare, f"{note}, each right after one of the rule's"),
                 ("train_member (the rule)", workflow, note),
             ):
                 rate = rates(n_train, seconds)
                 rows.append(summary(section, name, rate, "images/s", size, variant, note=text))
-            ratio = statistics.median(bare) / statistics.median(workflow)
             overhead = statistics.median(workflow) - statistics.median(bare)
             rows.append(
                 summary(
                     section,
                     "ratio train_member / bare",
-                    [ratio],
+                    [b / w for b, w in zip(bare, workflow, strict=True)],
                     "",
                     size,
                     variant=variant,
                     goal=">= 0.95",
-                    note=f"ratio of the medians; train_member takes {overhead:+.2f} s per epoch",
+                    note=(
+                        "per pair of epochs run one after the other; train_member takes "
+                        f"{overhead:+.2f} s per epoch (medians)"
+                    ),
                 )
             )
-            # The same question asked inside the rule's own epochs, which a change in the
-            # machine's speed between the two fits cannot skew: the share of an epoch that
-            # the training steps take, the rest being validation, checkpoint and history.
+            # The same question asked inside the rule's own epochs: the share of an epoch
+            # that the training steps take, the rest being validation, checkpoint and history.
             rows.append(
                 summary(
                     section,
