@@ -271,16 +271,20 @@ def test_every_variant_ensemble_and_big_rock_helper(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("overlay", "trained"),
+    ("overlays", "trained"),
     [
-        ("profiles/cpu-demo/demo.yaml", {"unet/seed42/member0"}),
+        (["profiles/cpu-demo/demo.yaml"], {"unet/seed42/member0"}),
         (
-            "experiments/background_levers.yaml",
+            ["experiments/background_levers.yaml"],
             {"unet/seed42/member0", "unet_background_weight_1/seed42/member0"},
+        ),
+        (
+            ["experiments/background_levers.yaml", "experiments/single_unet_to_convergence.yaml"],
+            {"unet/seed42/member0"},
         ),
     ],
 )
-def test_shipped_config_overlays_plan_the_runs_they_describe(tmp_path, overlay, trained):
+def test_shipped_config_overlays_plan_the_runs_they_describe(tmp_path, overlays, trained):
     result = snakemake(
         tmp_path,
         "-n",
@@ -289,7 +293,7 @@ def test_shipped_config_overlays_plan_the_runs_they_describe(tmp_path, overlay, 
         "--resources",
         "gpu=1",
         "--configfile",
-        str(REPO / overlay),
+        *(str(REPO / overlay) for overlay in overlays),
         config=REPO / "config.yaml",
     )
     planned = set(re.findall(r"results/models/(\S+?)\.keras", result.stdout))
