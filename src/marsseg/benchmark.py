@@ -555,7 +555,8 @@ def bench_training(config, variants, data, n_images, repeats, rows) -> None:
         )
         x = images_to_input(train_images)
         for variant in variants:
-            member = resolve_members(config, variant)[0]
+            members = resolve_members(config, variant)
+            member = members[0]
             seed = config["seeds"][0] + member["seed_offset"]
             batch_size = member["training"]["batch_size"]
             model, y = compiled_member(member, train_masks, seed)
@@ -576,8 +577,8 @@ def bench_training(config, variants, data, n_images, repeats, rows) -> None:
             keras.backend.clear_session()
             size = f"{n_train} train + {n_val} val images, batch {batch_size}"
             note = f"{repeats} epoch(s) after 1 untimed"
-            if len(resolve_members(config, variant)) > 1:
-                note += f"; member 0 of {len(resolve_members(config, variant))}"
+            if len(members) > 1:
+                note += f"; member 0 of {len(members)}"
             for name, seconds, text in (
                 ("bare model.fit", bare, f"{note}, each right after one of the rule's"),
                 ("train_member (the rule)", workflow, note),
