@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
+import pytest
 
 from marsseg.models.losses import make_loss
-from marsseg.training import compiled_model
+from marsseg.training import accelerators, compiled_model, micro_batch_size
+from marsseg.variants import resolve_members
 
-TRAINING = {"learning_rate": 0.001, "weight_decay": 0.001}
+TRAINING = {
+    "batch_size": 16,
+    "micro_batch_size": None,
+    "learning_rate": 0.001,
+    "weight_decay": 0.001,
+}
 PARAMS = {"filters": [4, 8], "dilation_rates": [1, 2]}
 
 
@@ -27,9 +35,61 @@ def test_batch_norm_momentum_setting_reaches_every_batch_norm_layer():
         "stacked", PARAMS, loss, {**TRAINING, "batch_norm_momentum": 0.9}, num_classes=5
     )
     assert batch_norm_momenta(fast) == {0.9}
+    in_passes = compiled_model(
+        "unet",
+        PARAMS,
+        loss,
+        {**TRAINING, "batch_size": 32, "micro_batch_size": 8, "batch_norm_momentum": 0.9},
+        num_classes=5,
+    )
+    # 4 passes per batch, 4 updates of the moving statistics: the same horizon in images
+    assert batch_norm_momenta(in_passes) == {0.9**0.25}
     assert (
         keras.layers.BatchNormalization.from_config(
             [layer for layer in fast.layers if "bn" in layer.name][0].get_config()
         ).momentum
         == 0.9
     )
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "setting", "expected"),
+    [(32, None, 32), (32, 4, 4), (32, 64, 32), (128, "auto", 8), (12, "auto", 6), (5, "auto", 5)],
+)
+def test_micro_batch_size_on_a_cpu(batch_size, setting, expected):
+    assert not accelerators()  # the tests run on a CPU
+    training = {"batch_size": batch_size, "micro_batch_size": setting}
+    assert micro_batch_size(training) == expected
+
+
+def test_a_micro_batch_size_that_does_not_divide_the_batch_is_refused_with_the_fix():
+    config = {
+        "training": {"batch_size": 32, "micro_batch_size": 5},
+        "variants": {"unet": {"architecture": "unet", "loss": {"name": "focal"}}},
+    }
+    with pytest.raises(ValueError, match=r"variant 'unet'.*micro_batch_size 5.*Fix: set"):
+        resolve_members(config, "unet")
+
+
+def test_passes_of_a_batch_make_one_update_equal_to_the_whole_batch():
+    """Two passes of 8 images give the weights one update, the same as one pass of all 16
+    (without batch normalisation, whose statistics depend on the pass)."""
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 64, 128, 1), dtype=np.float32)
+    y = rng.integers(0, 5, (16, 64, 128)).astype(np.uint8)
+    loss = make_loss({"name": "sparse_categorical_crossentropy"}, num_classes=5)
+    params = {**PARAMS, "normalization": "none", "dropout": 0.0}
+    weights = {}
+    for name, setting in (("initial", None), ("whole", None), ("passes", 8)):
+        keras.utils.set_random_seed(0)
+        training = {**TRAINING, "learning_rate": 0.01, "micro_batch_size": setting}
+        model = compiled_model("unet", params, loss, training, num_classes=5)
+        if name != "initial":
+            size = micro_batch_size(training)
+            model.fit(x, y, batch_size=size, epochs=1, shuffle=False, verbose=0)
+            assert int(model.optimizer.iterations) == 1
+        weights[name] = model.get_weights()
+    pairs = zip(weights["initial"], weights["whole"], strict=True)
+    assert max(np.abs(after - start).max() for start, after in pairs) > 1e-3
+    for whole, passes in zip(weights["whole"], weights["passes"], strict=True):
+        np.testing.assert_allclose(passes, whole, atol=1e-5)

@@ -146,6 +146,9 @@ def test_data_steps_are_byte_identical_across_runs(tiny_run, tmp_path):
         assert (tmp_path / target).read_bytes() == (tiny_run / target).read_bytes(), target
 
 
+TINY_TRAINING = yaml.safe_load(TINY_CONFIG.read_text())["training"]
+
+
 def _tiny_config(**changes):
     config = yaml.safe_load(TINY_CONFIG.read_text())
     for key, value in changes.items():
@@ -163,6 +166,11 @@ def _tiny_config(**changes):
             "architecture 'unte'.*Fix: use one of",
         ),
         ({"postprocessing": {"methods": ["nearest"]}}, "'nearest' is not one of"),
+        (
+            {"training": {**TINY_TRAINING, "micro_batch_size": 5}},
+            "micro_batch_size 5, which does not divide 16. Fix",
+        ),
+        ({"training": {**TINY_TRAINING, "micro_batch_size": "autoo"}}, "'autoo' is not valid"),
         (
             {"raw_data": "/nonexistent/mars_for_students.npz"},
             "Missing input files|/nonexistent/mars_for_students.npz",

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from marsseg.training import accelerators
 from marsseg.variants import resolve_members
 
 REPO = Path(__file__).resolve().parents[2]
@@ -141,26 +142,6 @@ def snakemake(workdir: Path, *args: str) -> tuple[float, str]:
 
 # ---------------------------------------------------------------------------------------------
 # The machine
-
-
-def accelerators() -> list[str]:
-    """The accelerators Keras' backend sees (backend-specific: this is not timed code)."""
-    import keras
-
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return [device.name for device in tf.config.list_physical_devices("GPU")]
-    if backend == "jax":
-        import jax
-
-        return [str(device) for device in jax.devices() if device.platform != "cpu"]
-    if backend == "torch":
-        import torch
-
-        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return []
 
 
 def machine_info() -> dict[str, str]:
@@ -384,6 +365,7 @@ def bench_memory(config, variants, data, rows, quick: bool) -> None:
                 measured = json.loads(done.stdout.strip().splitlines()[-1])
                 size = (
                     f"{len(data['train_images'])} train images, {number} batches"
+                    f" in passes of {measured['micro_batch_size']}"
                     if mode == "train"
                     else f"{len(data['test_images'])} test images, {number} predicted with TTA"
                 )
@@ -538,7 +520,7 @@ def bench_training(config, variants, data, n_images, repeats, rows) -> None:
     import keras
 
     from marsseg.io import save_arrays
-    from marsseg.training import images_to_input
+    from marsseg.training import images_to_input, micro_batch_size
 
     section = SECTIONS["training"]
     n_train = min(n_images, len(data["train_images"]))
@@ -558,7 +540,7 @@ def bench_training(config, variants, data, n_images, repeats, rows) -> None:
             members = resolve_members(config, variant)
             member = members[0]
             seed = config["seeds"][0] + member["seed_offset"]
-            batch_size = member["training"]["batch_size"]
+            batch_size = micro_batch_size(member["training"])
             model, y = compiled_member(member, train_masks, seed)
             _bare_fit(model, x, y, 1, batch_size)  # compiles the bare fit: untimed
             bare_epochs = _bare_epoch_after_each(model, x, y, batch_size)
@@ -575,7 +557,9 @@ def bench_training(config, variants, data, n_images, repeats, rows) -> None:
             bare, workflow, steps = bare_epochs.seconds[1:], workflow[1:], steps[1:]
             del model
             keras.backend.clear_session()
-            size = f"{n_train} train + {n_val} val images, batch {batch_size}"
+            size = f"{n_train} train + {n_val} val images, batch {member['training']['batch_size']}"
+            if batch_size < member["training"]["batch_size"]:
+                size += f" in passes of {batch_size}"
             note = f"{repeats} epoch(s) after 1 untimed"
             if len(members) > 1:
                 note += f"; member 0 of {len(members)}"
@@ -789,6 +773,9 @@ def main(argv: list[str] | None = None) -> None:
         else "full",
     }
 
+    # JAX would otherwise reserve most of a GPU's memory the first time this process asks which
+    # devices there are, leaving little to the memory probes and the course run's jobs.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     if args.course_run:
         workdir = args.workdir or args.out_dir / "bench_run"
         cpu_only = not accelerators()

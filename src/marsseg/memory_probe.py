@@ -5,12 +5,13 @@ for the benchmark (`python -m marsseg.benchmark`, part `memory`):
     python -m marsseg.memory_probe predict CONFIG VARIANT VAL_NPZ TEST_NPZ IMAGES
 
 `train` does what the train rule does for the variant's first member (course-size training and
-validation arrays in memory, the model compiled as train_member compiles it) but stops after
-STEPS batches and one validation pass; `predict` loads the validation and test images as the
-predict rule does and runs predict_labels, with TTA, on the first IMAGES test images (the rule
-predicts 256 at a time, so 256 reach its peak). Either prints one JSON line: peak RSS (MiB) and
-seconds. A CPU cannot train or predict every variant at course size in a benchmark's time; the
-peak of these shortened runs is the rule's, as the arrays and the per-batch tensors are the same.
+validation arrays in memory, the model compiled as train_member compiles it, in its passes of
+micro_batch_size images) but stops after STEPS batches and one validation pass; `predict` loads
+the validation and test images as the predict rule does and runs predict_labels, with TTA, on
+the first IMAGES test images (the rule predicts 256 at a time, so 256 reach its peak). Either
+prints one JSON line: peak RSS (MiB) and seconds (and `train` its micro_batch_size). A CPU
+cannot train or predict every variant at course size in a benchmark's time; the peak of these
+shortened runs is the rule's, as the arrays and the per-batch tensors are the same.
 """
 
 from __future__ import annotations
@@ -25,22 +26,25 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def probe_training(config: dict, variant: str, train_npz: str, val_npz: str, steps: int) -> None:
+def probe_training(config: dict, variant: str, train_npz: str, val_npz: str, steps: int) -> dict:
     from marsseg.benchmark import compiled_member
     from marsseg.io import load_arrays
-    from marsseg.training import images_to_input
+    from marsseg.training import images_to_input, micro_batch_size, training_batches
     from marsseg.variants import resolve_members
 
     member = resolve_members(config, variant)[0]
     train, val = load_arrays(train_npz), load_arrays(val_npz)
     x, val_x = images_to_input(train["images"]), images_to_input(val["images"])
     model, y = compiled_member(member, train["masks"], seed=0)
-    batch_size = member["training"]["batch_size"]
-    model.fit(x, y, batch_size=batch_size, epochs=1, steps_per_epoch=steps, verbose=0)
+    batch_size = micro_batch_size(member["training"])
+    passes = member["training"]["batch_size"] // batch_size
+    batches = training_batches(x, y, batch_size, seed=0)
+    model.fit(batches, epochs=1, steps_per_epoch=steps * passes, verbose=0)
     model.predict(val_x, batch_size=batch_size, verbose=0)
+    return {"micro_batch_size": batch_size}
 
 
-def probe_prediction(config: dict, variant: str, val_npz: str, test_npz: str, images: int) -> None:
+def probe_prediction(config: dict, variant: str, val_npz: str, test_npz: str, images: int) -> dict:
     from marsseg.io import load_arrays
     from marsseg.models import build_model
     from marsseg.prediction import predict_labels
@@ -53,6 +57,7 @@ def probe_prediction(config: dict, variant: str, val_npz: str, test_npz: str, im
     load_arrays(val_npz)
     test_images = load_arrays(test_npz)["images"]
     predict_labels(models, test_images[:images], config["prediction"]["batch_size"], tta=True)
+    return {}
 
 
 def main(argv: list[str]) -> None:
@@ -62,13 +67,14 @@ def main(argv: list[str]) -> None:
     config = yaml.safe_load(open(config_path))
     started = time.perf_counter()
     if mode == "train":
-        probe_training(config, variant, first, second, int(number))
+        settings = probe_training(config, variant, first, second, int(number))
     elif mode == "predict":
-        probe_prediction(config, variant, first, second, int(number))
+        settings = probe_prediction(config, variant, first, second, int(number))
     else:
         raise SystemExit(f"mode is {mode!r}; use train or predict")
     seconds = time.perf_counter() - started
-    print(json.dumps({"peak_rss_mib": round(peak_rss_mib()), "seconds": round(seconds, 1)}))
+    measured = {"peak_rss_mib": round(peak_rss_mib()), "seconds": round(seconds, 1)}
+    print(json.dumps({**measured, **settings}))
 
 
 if __name__ == "__main__":

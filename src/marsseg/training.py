@@ -18,6 +18,11 @@ from marsseg.metrics import confusion_matrix, mean_iou
 
 log = logging.getLogger(__name__)
 
+# Images per forward/backward pass on a CPU when `micro_batch_size` is "auto": there the layers'
+# activations live in host memory, and 8 keeps every variant's training job under 2.5 GB at
+# course size (the multipath UNet's batch of 128 in one pass needs 11 GB).
+CPU_MICRO_BATCH_SIZE = 8
+
 
 def setup_backend(seed: int, deterministic: bool = False, mixed_precision: bool = False) -> str:
     """Seed everything, turn on GPU memory growth (TensorFlow), and return the device in words."""
@@ -40,12 +45,72 @@ def setup_backend(seed: int, deterministic: bool = False, mixed_precision: bool 
     return f"backend {backend} {keras.__version__} on {device}"
 
 
+def accelerators() -> list[str]:
+    """The accelerators (GPUs) Keras' backend sees."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return [device.name for device in tf.config.list_physical_devices("GPU")]
+    if backend == "jax":
+        import jax
+
+        return [str(device) for device in jax.devices() if device.platform != "cpu"]
+    if backend == "torch":
+        import torch
+
+        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return []
+
+
+def micro_batch_size(training: dict) -> int:
+    """Images per forward/backward pass: the whole `batch_size`, or with `micro_batch_size` a
+    part of it (gradients averaged over batch_size / micro_batch_size passes before each update;
+    batch normalisation sees one pass at a time). "auto": the whole batch when Keras sees a
+    GPU; on a CPU the largest divisor of the batch size up to CPU_MICRO_BATCH_SIZE. A size
+    that does not divide the batch size is refused when the config is read (resolve_members)."""
+    batch_size = training["batch_size"]
+    setting = training.get("micro_batch_size", "auto")
+    if setting == "auto":
+        if accelerators():
+            return batch_size
+        return max(n for n in range(1, CPU_MICRO_BATCH_SIZE + 1) if batch_size % n == 0)
+    return min(setting or batch_size, batch_size)
+
+
 def images_to_input(images: np.ndarray) -> np.ndarray:
     """uint8 grey images (N, 64, 128) -> float32 model input (N, 64, 128, 1) in [0, 1], with
     one float32 copy only (in place: the course-size training split is 263 MB of it)."""
     x = images.astype(np.float32)
     x /= np.float32(255.0)
     return x[..., None]
+
+
+def training_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
+    """The training split as batches of `batch_size` in a fresh random order every epoch (from
+    `seed`), for `model.fit`. Keras copies in-memory arrays whole into the backend before the
+    first step (0.5 GB more at course size); this hands it one batch at a time."""
+    import keras
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.random = np.random.default_rng(seed)
+            self.order = self.random.permutation(len(x))
+
+        def __len__(self):
+            return -(-len(x) // batch_size)
+
+        def __getitem__(self, index):
+            chosen = np.sort(self.order[index * batch_size : (index + 1) * batch_size])
+            return x[chosen], y[chosen]
+
+        def on_epoch_end(self):
+            self.random.shuffle(self.order)
+
+    return Batches()
 
 
 def targets_for(masks: np.ndarray, target: str) -> np.ndarray:
@@ -77,7 +142,9 @@ def class_weights_for(loss_cfg: dict, train_masks: np.ndarray, num_classes: int)
 
 def compiled_model(architecture: str, params: dict, loss_fn, training: dict, num_classes: int):
     """The architecture, built and compiled with the workflow's optimizer and settings (the
-    benchmark compiles its bare `model.fit` baseline with this too)."""
+    benchmark compiles its bare `model.fit` baseline with this too). Fit it with
+    `micro_batch_size(training)` images per step: the optimizer updates the weights once per
+    `batch_size` images."""
     import keras
 
     from marsseg.models import build_model
@@ -85,17 +152,20 @@ def compiled_model(architecture: str, params: dict, loss_fn, training: dict, num
     model = build_model(architecture, params, num_classes=num_classes)
     # BatchNormalization's moving statistics trail the weights by about 1/(1 - momentum) steps;
     # in short runs with a high learning rate Keras' 0.99 leaves them far behind, and inference
-    # (validation, prediction) suffers. A lower momentum keeps them current.
-    momentum = training.get("batch_norm_momentum")
-    if momentum is not None:
-        for layer in model.layers:
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.momentum = momentum
+    # (validation, prediction) suffers. A lower momentum keeps them current. A batch trained in
+    # several passes updates them once per pass: momentum ** (1 / passes) keeps their horizon
+    # the same number of images.
+    passes = training["batch_size"] // micro_batch_size(training)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            momentum = training.get("batch_norm_momentum") or layer.momentum
+            layer.momentum = momentum ** (1 / passes)
     model.compile(
         optimizer=keras.optimizers.AdamW(
             learning_rate=training["learning_rate"],
             weight_decay=training["weight_decay"],
             clipnorm=training.get("clipnorm"),
+            gradient_accumulation_steps=passes if passes > 1 else None,
         ),
         loss=loss_fn,
         jit_compile=training.get("xla", "auto"),
@@ -199,7 +269,8 @@ def train_member(
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
 
-    batch_size = training["batch_size"]
+    batch_size = micro_batch_size(training)
+    log.info("batch of %d images, %d per forward/backward pass", training["batch_size"], batch_size)
     backup = keras.callbacks.BackupAndRestore(
         str(checkpoint_dir), delete_checkpoint=False, double_checkpoint=True
     )
@@ -232,11 +303,8 @@ def train_member(
     ]
     started = time.perf_counter()
     model.fit(
-        train_x,
-        train_y,
+        training_batches(train_x, train_y, batch_size, seed),
         epochs=training["epochs"],
-        batch_size=batch_size,
-        shuffle=True,
         callbacks=callbacks,
         verbose=2,
     )
@@ -260,6 +328,8 @@ def train_member(
         "target": target,
         "seed": seed,
         "parameter_count": int(model.count_params()),
+        "batch_size": training["batch_size"],
+        "micro_batch_size": batch_size,
         "epochs_run": len(history),
         "resumed_from_epoch": resumed_from,
         "best_val_miou": best_miou,

@@ -14,6 +14,13 @@ def resolve_members(config: dict, variant: str) -> list[dict]:
     for index, overrides in enumerate(settings.get("members", [{}])):
         training = {**config["training"], **settings.get("training", {})}
         training.update(overrides.get("training", {}))
+        micro, batch = training.get("micro_batch_size"), training["batch_size"]
+        if isinstance(micro, int) and micro < batch and batch % micro:
+            raise ValueError(
+                f"config: variant '{variant}' trains batches of {batch} in passes of "
+                f"micro_batch_size {micro}, which does not divide {batch}. Fix: set "
+                "training.micro_batch_size to a divisor of batch_size, or to auto or null."
+            )
         resolved.append(
             {
                 "architecture": overrides.get("architecture", settings["architecture"]),

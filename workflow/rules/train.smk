@@ -14,10 +14,12 @@ rule train:
         "../../envs/train.yaml"
     resources:
         gpu=1,
-        # At course size on a CPU (activations in host memory) the peak is 3.1 GB (unet) to
-        # 11.1 GB (multipath, batch 128); a GPU keeps them in its own memory. A training
-        # longer than 12 h is resubmitted and resumes (profiles/slurm: retries).
-        mem_mb=12000,
+        # At course size on a CPU, in passes of 8 images (micro_batch_size: auto), the peak is
+        # 1.9-2.8 GB; whole batches there take 3.1 GB (unet) to 11.1 GB (multipath, 128): for
+        # micro_batch_size: null on a CPU, --set-resources train:mem_mb=12000. A GPU keeps the
+        # activations in its own memory; the rest is headroom for its runtime libraries. A
+        # training longer than 12 h is resubmitted and resumes (profiles/slurm: retries).
+        mem_mb=6000,
         runtime=720,
     params:
         settings=member_settings,
@@ -45,8 +47,9 @@ rule predict:
         "../../envs/train.yaml"
     resources:
         gpu=1,
-        # Course size on a CPU, with TTA: 2.5 GB (unet) to 4.1 GB (multipath).
-        mem_mb=5000,
+        # Course size on a CPU, with TTA, 64 images per pass: 1.5 GB (unet) to 2.0 GB
+        # (multipath); headroom for a GPU's runtime libraries.
+        mem_mb=4000,
         runtime=120,
     params:
         **config["prediction"],

@@ -33,7 +33,7 @@ rule tune:
         "../../envs/tune.yaml"
     resources:
         gpu=1,
-        mem_mb=12000,
+        mem_mb=6000,  # as train: each trial trains one model in the same process
         runtime=1440,
     params:
         settings=lambda wildcards: members(wildcards.variant)[0],
