@@ -34,8 +34,9 @@ def setup_backend(seed: int, deterministic: bool = False, mixed_precision: bool 
         import tensorflow as tf
 
         gpus = tf.config.list_physical_devices("GPU")
-        for gpu in gpus:
-            tf.config.experimental.set_memory_growth(gpu, True)
+        for gpu in gpus:  # once per process: the runtime refuses it after it has started
+            if not tf.config.experimental.get_memory_growth(gpu):
+                tf.config.experimental.set_memory_growth(gpu, True)
         if deterministic:
             tf.config.experimental.enable_op_determinism()
         device = f"{len(gpus)} GPU(s)" if gpus else "cpu"
@@ -46,7 +47,8 @@ def setup_backend(seed: int, deterministic: bool = False, mixed_precision: bool 
 
 
 def accelerators() -> list[str]:
-    """The accelerators (GPUs) Keras' backend sees."""
+    """The GPUs (or TPUs) Keras' backend sees: TensorFlow's without starting its runtime, so
+    that memory growth can still be set; JAX's through Keras. Other backends count as CPU."""
     import keras
 
     backend = keras.backend.backend()
@@ -54,14 +56,8 @@ def accelerators() -> list[str]:
         import tensorflow as tf
 
         return [device.name for device in tf.config.list_physical_devices("GPU")]
-    if backend == "jax":
-        import jax
-
-        return [str(device) for device in jax.devices() if device.platform != "cpu"]
-    if backend == "torch":
-        import torch
-
-        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    if backend == "jax":  # the default device type: accelerators if any, else the CPU
+        return [d for d in keras.distribution.list_devices() if not d.startswith("cpu")]
     return []
 
 

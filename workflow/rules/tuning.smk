@@ -33,7 +33,8 @@ rule tune:
         "../../envs/tune.yaml"
     resources:
         gpu=1,
-        mem_mb=6000,  # as train: each trial trains one model in the same process
+        # As train: each trial trains one model, one after the other in this process.
+        mem_mb=6000,
         runtime=1440,
     params:
         settings=lambda wildcards: members(wildcards.variant)[0],
