@@ -15,7 +15,7 @@ rule train:
     resources:
         gpu=1,
         # At course size on a CPU, in passes of 8 images (micro_batch_size: auto), the peak is
-        # 1.9-2.8 GB; whole batches there take 3.1 GB (unet) to 11.1 GB (multipath, 128): for
+        # 1.8-2.4 GB; whole batches there take 3.1 GB (unet) to 11.1 GB (multipath, 128): for
         # micro_batch_size: null on a CPU, --set-resources train:mem_mb=12000. A GPU keeps the
         # activations in its own memory; the rest is headroom for its runtime libraries. A
         # training longer than 12 h is resubmitted and resumes (profiles/slurm: retries).
