@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from marsseg.models.losses import make_loss
-from marsseg.training import accelerators, compiled_model, micro_batch_size
+from marsseg.training import accelerators, compiled_model, jit_compile_for, micro_batch_size
 from marsseg.variants import resolve_members
 
 TRAINING = {
@@ -50,6 +50,16 @@ def test_batch_norm_momentum_setting_reaches_every_batch_norm_layer():
         ).momentum
         == 0.9
     )
+
+
+def test_xla_setting_reaches_tensorflow_and_jax_always_compiles():
+    loss = make_loss({"name": "sparse_categorical_crossentropy"}, num_classes=5)
+    for xla in (False, True):
+        model = compiled_model("unet", PARAMS, loss, {**TRAINING, "xla": xla}, num_classes=5)
+        assert model.jit_compile is xla  # this suite runs on TensorFlow
+    # On JAX, Keras' jit_compile=False runs op by op from Python: ~50x slower on a GPU.
+    assert jit_compile_for("jax", {**TRAINING, "xla": False}) is True
+    assert jit_compile_for("tensorflow", TRAINING) == "auto"
 
 
 @pytest.mark.parametrize(

@@ -136,6 +136,16 @@ def class_weights_for(loss_cfg: dict, train_masks: np.ndarray, num_classes: int)
     return loss_cfg
 
 
+def jit_compile_for(backend: str, training: dict) -> bool | str:
+    """Keras' `jit_compile` for a training config: its `xla` setting, which on TensorFlow
+    chooses between XLA and TensorFlow's own graph for the compiled steps. JAX has no compiled
+    path but XLA: there `jit_compile=False` runs every layer op by op from Python (1.3 s per
+    step of 32 images on an H100), so JAX always compiles."""
+    if backend == "jax":
+        return True
+    return training.get("xla", "auto")
+
+
 def compiled_model(architecture: str, params: dict, loss_fn, training: dict, num_classes: int):
     """The architecture, built and compiled with the workflow's optimizer and settings (the
     benchmark compiles its bare `model.fit` baseline with this too). Fit it with
@@ -164,7 +174,7 @@ def compiled_model(architecture: str, params: dict, loss_fn, training: dict, num
             gradient_accumulation_steps=passes if passes > 1 else None,
         ),
         loss=loss_fn,
-        jit_compile=training.get("xla", "auto"),
+        jit_compile=jit_compile_for(keras.backend.backend(), training),
     )
     return model
 
