@@ -41,6 +41,7 @@ def test_quick_benchmark_writes_markdown_and_csv(tmp_path):
         ("bare model.fit", "unet"),
         ("train_member (the rule)", "unet"),
         ("ratio train_member / bare", "unet"),
+        ("ratio train_member / bare, CPU time", "unet"),
         ("ratio, within the rule's epochs", "unet"),
     }
     assert found == expected
@@ -62,4 +63,4 @@ def test_quick_benchmark_writes_markdown_and_csv(tmp_path):
     markdown = (tmp_path / "benchmark.md").read_text()
     for title in ("Machine", *SECTIONS.values()):
         assert f"## {title}\n" in markdown
-    assert markdown.count("| unet |") == 8
+    assert markdown.count("| unet |") == 9

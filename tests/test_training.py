@@ -57,7 +57,7 @@ def test_xla_setting_reaches_tensorflow_and_jax_always_compiles():
     for xla in (False, True):
         model = compiled_model("unet", PARAMS, loss, {**TRAINING, "xla": xla}, num_classes=5)
         assert model.jit_compile is xla  # this suite runs on TensorFlow
-    # On JAX, Keras' jit_compile=False runs op by op from Python: ~50x slower on a GPU.
+    # On JAX, Keras' jit_compile=False runs op by op from Python (1.3 s a step on an H100).
     assert jit_compile_for("jax", {**TRAINING, "xla": False}) is True
     assert jit_compile_for("tensorflow", TRAINING) == "auto"
 
