@@ -363,12 +363,13 @@ def bench_memory(config, variants, data, rows, quick: bool) -> None:
                 if done.returncode != 0:
                     raise RuntimeError(f"memory probe {mode} {variant} failed:\n{done.stderr}")
                 measured = json.loads(done.stdout.strip().splitlines()[-1])
-                size = (
-                    f"{len(data['train_images'])} train images, {number} batches"
-                    f" in passes of {measured['micro_batch_size']}"
-                    if mode == "train"
-                    else f"{len(data['test_images'])} test images, {number} predicted with TTA"
-                )
+                if mode == "train":
+                    size = f"{len(data['train_images'])} train images, {number} batches"
+                    size += f" of {measured['batch_size']}"
+                    if measured["micro_batch_size"] < measured["batch_size"]:
+                        size += f" in passes of {measured['micro_batch_size']}"
+                else:
+                    size = f"{len(data['test_images'])} test images, {number} predicted with TTA"
                 rows.append(
                     summary(
                         section,

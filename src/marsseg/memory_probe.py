@@ -9,7 +9,7 @@ validation arrays in memory, the model compiled as train_member compiles it, in 
 micro_batch_size images) but stops after STEPS batches and one validation pass; `predict` loads
 the validation and test images as the predict rule does and runs predict_labels, with TTA, on
 the first IMAGES test images (the rule predicts 256 at a time, so 256 reach its peak). Either
-prints one JSON line: peak RSS (MiB) and seconds (and `train` its micro_batch_size). A CPU
+prints one JSON line: peak RSS (MiB) and seconds (`train`: its batch and micro_batch_size). A CPU
 cannot train or predict every variant at course size in a benchmark's time; the peak of these
 shortened runs is the rule's, as the arrays and the per-batch tensors are the same.
 """
@@ -41,7 +41,7 @@ def probe_training(config: dict, variant: str, train_npz: str, val_npz: str, ste
     batches = training_batches(x, y, batch_size, seed=0)
     model.fit(batches, epochs=1, steps_per_epoch=steps * passes, verbose=0)
     model.predict(val_x, batch_size=batch_size, verbose=0)
-    return {"micro_batch_size": batch_size}
+    return {"batch_size": member["training"]["batch_size"], "micro_batch_size": batch_size}
 
 
 def probe_prediction(config: dict, variant: str, val_npz: str, test_npz: str, images: int) -> dict:
