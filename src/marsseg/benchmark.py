@@ -335,6 +335,13 @@ def bench_noop(quick: bool, repeats: int, rows: list) -> None:
 # Prediction and training (Keras APIs only)
 
 
+def _batch_words(batch_size: int, per_pass: int) -> str:
+    """'batch 32', or 'batch 32 in passes of 8' where a batch is trained in several passes."""
+    if per_pass < batch_size:
+        return f"batch {batch_size} in passes of {per_pass}"
+    return f"batch {batch_size}"
+
+
 def bench_memory(config, variants, data, rows, quick: bool) -> None:
     """Peak RSS of each variant's training and prediction with course-size arrays, each in a
     fresh process (marsseg.memory_probe) that stops after a few batches: the peak is that of
@@ -364,10 +371,8 @@ def bench_memory(config, variants, data, rows, quick: bool) -> None:
                     raise RuntimeError(f"memory probe {mode} {variant} failed:\n{done.stderr}")
                 measured = json.loads(done.stdout.strip().splitlines()[-1])
                 if mode == "train":
-                    size = f"{len(data['train_images'])} train images, {number} batches"
-                    size += f" of {measured['batch_size']}"
-                    if measured["micro_batch_size"] < measured["batch_size"]:
-                        size += f" in passes of {measured['micro_batch_size']}"
+                    batch = _batch_words(measured["batch_size"], measured["micro_batch_size"])
+                    size = f"{len(data['train_images'])} train images, {number} batches ({batch})"
                 else:
                     size = f"{len(data['test_images'])} test images, {number} predicted with TTA"
                 rows.append(
@@ -539,10 +544,10 @@ def bench_training(config, variants, data, n_images, repeats, rows) -> None:
             members = resolve_members(config, variant)
             member = members[0]
             seed = config["seeds"][0] + member["seed_offset"]
-            batch_size = micro_batch_size(member["training"])
+            per_pass = micro_batch_size(member["training"])
             model, y = compiled_member(member, train_masks, seed)
-            _bare_fit(model, x, y, 1, batch_size)  # compiles the bare fit: untimed
-            bare_epochs = _bare_epoch_after_each(model, x, y, batch_size)
+            _bare_fit(model, x, y, 1, per_pass)  # compiles the bare fit: untimed
+            bare_epochs = _bare_epoch_after_each(model, x, y, per_pass)
             timer = _workflow_fit(
                 member,
                 tmp / "train.npz",
@@ -557,9 +562,8 @@ def bench_training(config, variants, data, n_images, repeats, rows) -> None:
             bare_cpu, workflow_cpu = bare_epochs.cpu_spans[1:], timer.cpu_spans[1:]
             del model
             keras.backend.clear_session()
-            size = f"{n_train} train + {n_val} val images, batch {member['training']['batch_size']}"
-            if batch_size < member["training"]["batch_size"]:
-                size += f" in passes of {batch_size}"
+            batch = _batch_words(member["training"]["batch_size"], per_pass)
+            size = f"{n_train} train + {n_val} val images, {batch}"
             note = f"{repeats} epoch(s) after 1 untimed"
             if len(members) > 1:
                 note += f"; member 0 of {len(members)}"

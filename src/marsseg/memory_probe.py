@@ -36,12 +36,11 @@ def probe_training(config: dict, variant: str, train_npz: str, val_npz: str, ste
     train, val = load_arrays(train_npz), load_arrays(val_npz)
     x, val_x = images_to_input(train["images"]), images_to_input(val["images"])
     model, y = compiled_member(member, train["masks"], seed=0)
-    batch_size = micro_batch_size(member["training"])
-    passes = member["training"]["batch_size"] // batch_size
-    batches = training_batches(x, y, batch_size, seed=0)
-    model.fit(batches, epochs=1, steps_per_epoch=steps * passes, verbose=0)
-    model.predict(val_x, batch_size=batch_size, verbose=0)
-    return {"batch_size": member["training"]["batch_size"], "micro_batch_size": batch_size}
+    batch_size, per_pass = member["training"]["batch_size"], micro_batch_size(member["training"])
+    batches = training_batches(x, y, per_pass, seed=0)
+    model.fit(batches, epochs=1, steps_per_epoch=steps * batch_size // per_pass, verbose=0)
+    model.predict(val_x, batch_size=per_pass, verbose=0)
+    return {"batch_size": batch_size, "micro_batch_size": per_pass}
 
 
 def probe_prediction(config: dict, variant: str, val_npz: str, test_npz: str, images: int) -> dict:

@@ -275,8 +275,8 @@ def train_member(
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
 
-    batch_size = micro_batch_size(training)
-    log.info("batch of %d images, %d per forward/backward pass", training["batch_size"], batch_size)
+    per_pass = micro_batch_size(training)
+    log.info("batch of %d images, %d per forward/backward pass", training["batch_size"], per_pass)
     backup = keras.callbacks.BackupAndRestore(
         str(checkpoint_dir), delete_checkpoint=False, double_checkpoint=True
     )
@@ -286,7 +286,7 @@ def train_member(
     # asynchronously like the bare fit's.
     backup.async_safe = True
     callbacks = [
-        _validation_callback(val_x, val_y, loss_fn, batch_size, binary=target == "big_rock"),
+        _validation_callback(val_x, val_y, loss_fn, per_pass, binary=target == "big_rock"),
         # The epoch's history row before its checkpoint: a job killed between the two runs that
         # epoch again and writes its row twice (_read_history keeps the last), rather than
         # resuming after an epoch whose row was never written.
@@ -309,7 +309,7 @@ def train_member(
     ]
     started = time.perf_counter()
     model.fit(
-        training_batches(train_x, train_y, batch_size, seed),
+        training_batches(train_x, train_y, per_pass, seed),
         epochs=training["epochs"],
         callbacks=callbacks,
         verbose=2,
@@ -335,7 +335,7 @@ def train_member(
         "seed": seed,
         "parameter_count": int(model.count_params()),
         "batch_size": training["batch_size"],
-        "micro_batch_size": batch_size,
+        "micro_batch_size": per_pass,
         "epochs_run": len(history),
         "resumed_from_epoch": resumed_from,
         "best_val_miou": best_miou,
