@@ -27,9 +27,10 @@ def peak_rss_mib() -> float:
 
 
 def probe_training(config: dict, variant: str, train_npz: str, val_npz: str, steps: int) -> dict:
+    from marsseg.batches import predict_in_batches, training_batches
     from marsseg.benchmark import compiled_member
     from marsseg.io import load_arrays
-    from marsseg.training import images_to_input, micro_batch_size, training_batches
+    from marsseg.training import images_to_input, micro_batch_size
     from marsseg.variants import resolve_members
 
     member = resolve_members(config, variant)[0]
@@ -38,8 +39,9 @@ def probe_training(config: dict, variant: str, train_npz: str, val_npz: str, ste
     model, y = compiled_member(member, train["masks"], seed=0)
     batch_size, per_pass = member["training"]["batch_size"], micro_batch_size(member["training"])
     batches = training_batches(x, y, per_pass, seed=0)
-    model.fit(batches, epochs=1, steps_per_epoch=steps * batch_size // per_pass, verbose=0)
-    model.predict(val_x, batch_size=per_pass, verbose=0)
+    steps_per_epoch = steps * batch_size // per_pass
+    model.fit(batches, epochs=1, steps_per_epoch=steps_per_epoch, shuffle=False, verbose=0)
+    predict_in_batches(model, val_x, per_pass)
     return {"batch_size": batch_size, "micro_batch_size": per_pass}
 
 

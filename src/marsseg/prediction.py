@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from marsseg import BIG_ROCK
+from marsseg.batches import predict_in_batches
 from marsseg.training import images_to_input
 
 
@@ -25,11 +26,11 @@ def _mean_probabilities_plain_and_flipped(models, images, batch_size: int, tta: 
     x = images_to_input(images)
     plain = flipped = 0.0
     for model in models:
-        p = model.predict(x, batch_size=batch_size, verbose=0)
+        p = predict_in_batches(model, x, batch_size)
         plain = plain + p
         if tta:
             for flip in range(1, 4):
-                p = p + _flip(model.predict(_flip(x, flip), batch_size=batch_size, verbose=0), flip)
+                p = p + _flip(predict_in_batches(model, _flip(x, flip), batch_size), flip)
             flipped = flipped + p
     means = [plain / len(models)]
     if tta:

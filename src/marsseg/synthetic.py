@@ -18,7 +18,7 @@ What it imitates (see docs/FACTS.md):
 
 The result is a pure function of the arguments (numpy `default_rng`; the smooth fields are summed
 exactly, in compiled loops rather than BLAS, so the bytes do not depend on threads or CPU kernels).
-Course size takes about 27 s on one core (median of `make bench` on a 2-core AMD EPYC).
+Course size takes about 17 s on one core (median of `make bench` on a 2-core AMD EPYC).
 """
 
 from __future__ import annotations

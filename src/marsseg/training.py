@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from marsseg import BIG_ROCK, NUM_CLASSES
+from marsseg.batches import predict_in_batches, training_batches
 from marsseg.io import atomic_path, load_arrays, save_json
 from marsseg.metrics import confusion_matrix, mean_iou
 
@@ -82,31 +83,6 @@ def images_to_input(images: np.ndarray) -> np.ndarray:
     x = images.astype(np.float32)
     x /= np.float32(255.0)
     return x[..., None]
-
-
-def training_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
-    """The training split as batches of `batch_size` in a fresh random order every epoch (from
-    `seed`), for `model.fit`. Keras copies in-memory arrays whole into the backend before the
-    first step (0.5 GB more at course size); this hands it one batch at a time."""
-    import keras
-
-    class Batches(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__()
-            self.random = np.random.default_rng(seed)
-            self.order = self.random.permutation(len(x))
-
-        def __len__(self):
-            return -(-len(x) // batch_size)
-
-        def __getitem__(self, index):
-            chosen = np.sort(self.order[index * batch_size : (index + 1) * batch_size])
-            return x[chosen], y[chosen]
-
-        def on_epoch_end(self):
-            self.random.shuffle(self.order)
-
-    return Batches()
 
 
 def targets_for(masks: np.ndarray, target: str) -> np.ndarray:
@@ -190,7 +166,7 @@ def _validation_callback(val_x, val_y, loss_fn, batch_size: int, binary: bool):
 
         def on_epoch_end(self, epoch, logs=None):
             validation_started = time.perf_counter()
-            probabilities = self.model.predict(val_x, batch_size=batch_size, verbose=0)
+            probabilities = predict_in_batches(self.model, val_x, batch_size)
             predicted = np.argmax(probabilities, axis=-1)
             truth = val_y
             if binary:  # Big Rock against the rest, in the course's convention
@@ -309,8 +285,9 @@ def train_member(
     ]
     started = time.perf_counter()
     model.fit(
-        training_batches(train_x, train_y, per_pass, seed),
+        training_batches(train_x, train_y, per_pass, seed, first_epoch=resumed_from),
         epochs=training["epochs"],
+        shuffle=False,  # the batches come in epoch_order
         callbacks=callbacks,
         verbose=2,
     )
