@@ -12,6 +12,8 @@ from a tf.data pipeline with autotuning off, and predictions bypass tf.data alto
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 
@@ -38,7 +40,7 @@ def training_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, f
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        epochs_started = iter(range(first_epoch, 2**31))
+        epochs_started = itertools.count(first_epoch)
 
         def one_epoch():  # tf.data calls it once per iterator, so once per epoch
             order = epoch_order(len(x), seed, next(epochs_started))
