@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -103,3 +107,30 @@ def test_passes_of_a_batch_make_one_update_equal_to_the_whole_batch():
     assert max(np.abs(after - start).max() for start, after in pairs) > 1e-3
     for whole, passes in zip(weights["whole"], weights["passes"], strict=True):
         np.testing.assert_allclose(passes, whole, atol=1e-5)
+
+
+@pytest.mark.parametrize("setting", [None, "false"])
+def test_importing_marsseg_gives_tensorflow_its_own_cpu_memory_pool(setting):
+    """TensorFlow keeps its CPU tensors in its BFC pool (the only CPU allocator that reports
+    memory stats) once marsseg is imported, unless the user set TF_CPU_ALLOCATOR_USE_BFC."""
+    pytest.importorskip("tensorflow")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
+    if setting is not None:
+        env["TF_CPU_ALLOCATOR_USE_BFC"] = setting
+    script = (
+        "import marsseg, tensorflow as tf\n"
+        "(tf.ones((256, 256)) * 2).numpy()\n"
+        "try:\n"
+        "    print('peak', tf.config.experimental.get_memory_info('CPU:0')['peak'])\n"
+        "except ValueError:\n"
+        "    print('no pool')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    last_line = result.stdout.strip().splitlines()[-1]
+    if setting is None:
+        assert last_line.startswith("peak") and int(last_line.split()[1]) >= 256 * 256 * 4
+    else:
+        assert last_line == "no pool"
