@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+from marsseg.checkpoint import epochs_completed
 from marsseg.io import save_arrays
 
 pytestmark = pytest.mark.slow
@@ -45,18 +46,18 @@ def test_killed_training_resumes_from_its_last_epoch(tmp_path):
     for name, n in (("train", 96), ("val", 16)):
         masks = rng.integers(0, 5, (n, 64, 128), dtype=np.uint8)
         save_arrays(tmp_path / f"{name}.npz", images=(masks * 50).astype(np.uint8), masks=masks)
-    metadata = tmp_path / "checkpoint" / "training_metadata.json"
+    checkpoint = tmp_path / "checkpoint" / "checkpoint.npz"
 
     process = start_training(tmp_path)
     deadline = time.monotonic() + 240
-    while not (metadata.exists() and json.loads(metadata.read_text() or "{}").get("epoch", 0) >= 1):
+    while epochs_completed(checkpoint) < 1:
         assert process.poll() is None, (tmp_path / "train.log").read_text()[-3000:]
         assert time.monotonic() < deadline, "no epoch completed in time"
         time.sleep(0.05)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert not (tmp_path / "model.keras").exists()
-    killed_at = json.loads(metadata.read_text())["epoch"]
+    killed_at = epochs_completed(checkpoint)
     assert 1 <= killed_at < EPOCHS
 
     process = start_training(tmp_path)

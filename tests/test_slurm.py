@@ -26,6 +26,8 @@ from workflow_runner import (
     snakemake_environment,
 )
 
+from marsseg.checkpoint import epochs_completed
+
 PROFILE = REPO / "profiles" / "slurm"
 TARGET = "results/comparison.csv"
 EPOCHS = 8  # enough that scancel lands between the first and the last epoch
@@ -143,11 +145,7 @@ def overrides(cluster: SlurmCluster) -> list[str]:
 
 
 def checkpoint_epoch(workdir: Path) -> int:
-    try:
-        metadata = json.loads((workdir / CHECKPOINT / "training_metadata.json").read_text())
-        return int(metadata.get("epoch", 0))
-    except (OSError, ValueError):
-        return 0  # not written yet, or being written
+    return epochs_completed(workdir / CHECKPOINT / "checkpoint.npz")
 
 
 def running_training_job() -> str | None:

@@ -4,7 +4,6 @@ early stopping on it, and resumption from the last completed epoch after an inte
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import shutil
 import time
@@ -14,6 +13,7 @@ import numpy as np
 
 from marsseg import BIG_ROCK, NUM_CLASSES
 from marsseg.batches import predict_in_batches, training_batches
+from marsseg.checkpoint import checkpoint_callback, restore_checkpoint
 from marsseg.io import atomic_path, load_arrays, save_json
 from marsseg.metrics import confusion_matrix, mean_iou
 
@@ -242,9 +242,9 @@ def train_member(
     model = compiled_model(architecture, params, loss_fn, training, num_classes)
     checkpoint_dir = Path(checkpoint_dir)
     history_csv = checkpoint_dir / "history.csv"
-    metadata = checkpoint_dir / "training_metadata.json"
-    if metadata.exists():
-        resumed_from = json.loads(metadata.read_text())["epoch"]
+    checkpoint = checkpoint_dir / "checkpoint.npz"
+    if checkpoint.exists():
+        resumed_from = restore_checkpoint(checkpoint, model)
         log.info("Resuming from epoch %d (checkpoint in %s)", resumed_from, checkpoint_dir)
     else:
         resumed_from = 0
@@ -253,21 +253,13 @@ def train_member(
 
     per_pass = micro_batch_size(training)
     log.info("batch of %d images, %d per forward/backward pass", training["batch_size"], per_pass)
-    backup = keras.callbacks.BackupAndRestore(
-        str(checkpoint_dir), delete_checkpoint=False, double_checkpoint=True
-    )
-    # It saves at epoch ends only (save_freq="epoch"), but merely having a per-batch hook makes
-    # Keras wait for every training step to finish before dispatching the next (JAX and torch
-    # backends; the bare model.fit does not wait). Its batch hook saves nothing, so let it run
-    # asynchronously like the bare fit's.
-    backup.async_safe = True
     callbacks = [
         _validation_callback(val_x, val_y, loss_fn, per_pass, binary=target == "big_rock"),
         # The epoch's history row before its checkpoint: a job killed between the two runs that
         # epoch again and writes its row twice (_read_history keeps the last), rather than
         # resuming after an epoch whose row was never written.
         keras.callbacks.CSVLogger(str(history_csv), append=True),
-        backup,
+        checkpoint_callback(checkpoint),
         keras.callbacks.ReduceLROnPlateau(
             monitor="val_miou",
             mode="max",
@@ -287,6 +279,7 @@ def train_member(
     model.fit(
         training_batches(train_x, train_y, per_pass, seed, first_epoch=resumed_from),
         epochs=training["epochs"],
+        initial_epoch=resumed_from,
         shuffle=False,  # the batches come in epoch_order
         callbacks=callbacks,
         verbose=2,

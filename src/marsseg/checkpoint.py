@@ -1,0 +1,100 @@
+"""The training state that a killed training job resumes from: the model's and the optimizer's
+variables and the number of epochs completed, in one .npz file that each epoch replaces.
+
+Why not Keras' BackupAndRestore: it writes the weights with `save_weights` (HDF5, a group per
+layer and variable) and, to survive a kill in the middle of that write, first copies the last
+checkpoint aside. Measured on a 2-core CPU: 0.15 s per epoch for the single UNet at a quarter of
+its filters (1.2 % of an epoch of 1024 images) and 0.24 s at full width. Here the epoch's end
+only copies the variables (0.02 s and 0.04 s) and a background thread writes them to a temporary
+file and renames it over the last checkpoint, so the file on disk is always a whole checkpoint,
+the last one or the one before."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+EPOCHS_KEY = "epochs_completed"
+
+
+def training_state(model) -> list:
+    """The variables a resumed run needs: the model's (weights, batch-norm statistics) and the
+    optimizer's (step count, learning rate, moments, gradient accumulators); the optimizer is
+    built if it is not yet."""
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    return [*model.variables, *model.optimizer.variables]
+
+
+def write_checkpoint(path: str | Path, epochs_completed: int, values: list[np.ndarray]) -> None:
+    """Write the values and the epoch count to `path` at once: to a temporary file first, then
+    renamed over `path` (a kill mid-write leaves the previous checkpoint whole)."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as handle:
+        arrays = {f"variable_{i}": value for i, value in enumerate(values)}
+        np.savez(handle, **{EPOCHS_KEY: np.int64(epochs_completed)}, **arrays)
+    os.replace(partial, path)
+
+
+def epochs_completed(path: str | Path) -> int:
+    """How many epochs the checkpoint at `path` holds; 0 if there is none."""
+    if not Path(path).exists():
+        return 0
+    with np.load(path) as saved:
+        return int(saved[EPOCHS_KEY])
+
+
+def restore_checkpoint(path: str | Path, model) -> int:
+    """Load the checkpoint at `path` into `model` (built and compiled) and its optimizer; return
+    the number of epochs it holds."""
+    variables = training_state(model)
+    with np.load(path) as saved:
+        count = sum(name.startswith("variable_") for name in saved.files)
+        values = [saved[f"variable_{i}"] for i in range(count)]
+        epochs = int(saved[EPOCHS_KEY])
+    shapes = [tuple(v.shape) for v in variables]
+    if [value.shape for value in values] != shapes:
+        raise ValueError(
+            f"the checkpoint {path} holds {len(values)} variables that do not match this model's "
+            f"{len(variables)}: it was written for another model or settings. Delete "
+            f"{Path(path).parent} to train this model from its first epoch."
+        )
+    for variable, value in zip(variables, values, strict=True):
+        variable.assign(value)
+    return epochs
+
+
+def checkpoint_callback(path: str | Path):
+    """A Keras callback that checkpoints to `path` at the end of every epoch: it copies the
+    variables there and then, and writes them in a background thread while the next epoch
+    runs (waiting for the previous write first, and for the last one when training ends). It
+    has no per-batch hook: with one, Keras would wait for every training step to finish before
+    dispatching the next (JAX and torch backends), which the bare model.fit does not."""
+    import keras
+
+    class Checkpoint(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
+            self.pending: Future | None = None
+
+        def on_epoch_end(self, epoch, logs=None):
+            # np.array copies: on some backends the numpy view shares the variable's memory,
+            # which the next training step overwrites.
+            values = [np.array(keras.ops.convert_to_numpy(v)) for v in training_state(self.model)]
+            self.wait()
+            self.pending = self.writer.submit(write_checkpoint, path, epoch + 1, values)
+
+        def on_train_end(self, logs=None):
+            self.wait()
+            self.writer.shutdown()
+
+        def wait(self):
+            if self.pending is not None:
+                self.pending.result()  # raises the write's error, if any
+                self.pending = None
+
+    return Checkpoint()
