@@ -35,10 +35,10 @@ def probe_training(config: dict, variant: str, train_npz: str, val_npz: str, ste
 
     member = resolve_members(config, variant)[0]
     train, val = load_arrays(train_npz), load_arrays(val_npz)
-    x, val_x = images_to_input(train["images"]), images_to_input(val["images"])
+    val_x = images_to_input(val["images"])
     model, y = compiled_member(member, train["masks"], seed=0)
     batch_size, per_pass = member["training"]["batch_size"], micro_batch_size(member["training"])
-    batches = training_batches(x, y, per_pass, seed=0)
+    batches = training_batches(train["images"], y, per_pass, seed=0)
     steps_per_epoch = steps * batch_size // per_pass
     model.fit(batches, epochs=1, steps_per_epoch=steps_per_epoch, shuffle=False, verbose=0)
     predict_in_batches(model, val_x, per_pass)

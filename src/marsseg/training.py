@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from marsseg import BIG_ROCK, NUM_CLASSES
-from marsseg.batches import predict_in_batches, training_batches
+from marsseg.batches import images_to_input, predict_in_batches, training_batches
 from marsseg.checkpoint import checkpoint_callback, restore_checkpoint
 from marsseg.io import atomic_path, load_arrays, save_json
 from marsseg.metrics import confusion_matrix, mean_iou
@@ -75,14 +75,6 @@ def micro_batch_size(training: dict) -> int:
             return batch_size
         return max(n for n in range(1, CPU_MICRO_BATCH_SIZE + 1) if batch_size % n == 0)
     return min(setting or batch_size, batch_size)
-
-
-def images_to_input(images: np.ndarray) -> np.ndarray:
-    """uint8 grey images (N, 64, 128) -> float32 model input (N, 64, 128, 1) in [0, 1], with
-    one float32 copy only (in place: the course-size training split is 263 MB of it)."""
-    x = images.astype(np.float32)
-    x /= np.float32(255.0)
-    return x[..., None]
 
 
 def targets_for(masks: np.ndarray, target: str) -> np.ndarray:
@@ -233,10 +225,10 @@ def train_member(
     )
     train, val = load_arrays(train_npz), load_arrays(val_npz)
     num_classes = 2 if target == "big_rock" else NUM_CLASSES
-    train_x, val_x = images_to_input(train["images"]), images_to_input(val["images"])
+    val_x = images_to_input(val["images"])
     train_y, val_y = targets_for(train["masks"], target), targets_for(val["masks"], target)
     loss = class_weights_for(loss, train_y, num_classes)
-    log.info("%d training and %d validation images; loss %s", len(train_x), len(val_x), loss)
+    log.info("%d training and %d validation images; loss %s", len(train_y), len(val_x), loss)
 
     loss_fn = make_loss(loss, num_classes=num_classes)
     model = compiled_model(architecture, params, loss_fn, training, num_classes)
@@ -277,7 +269,7 @@ def train_member(
     ]
     started = time.perf_counter()
     model.fit(
-        training_batches(train_x, train_y, per_pass, seed, first_epoch=resumed_from),
+        training_batches(train["images"], train_y, per_pass, seed, first_epoch=resumed_from),
         epochs=training["epochs"],
         initial_epoch=resumed_from,
         shuffle=False,  # the batches come in epoch_order
@@ -311,7 +303,7 @@ def train_member(
         "best_val_miou": best_miou,
         "train_seconds_this_run": round(train_seconds, 2),
         "images_per_second": round(
-            len(train_x) * max(len(history) - resumed_from, 0) / max(train_seconds, 1e-9), 1
+            len(train_y) * max(len(history) - resumed_from, 0) / max(train_seconds, 1e-9), 1
         ),
         "device": device,
     }
