@@ -109,19 +109,16 @@ def test_passes_of_a_batch_make_one_update_equal_to_the_whole_batch():
         np.testing.assert_allclose(passes, whole, atol=1e-5)
 
 
-@pytest.mark.parametrize("setting", [None, "false"])
-def test_importing_marsseg_gives_tensorflow_its_own_cpu_memory_pool(setting):
-    """TensorFlow keeps its CPU tensors in its BFC pool (the only CPU allocator that reports
-    memory stats) once marsseg is imported, unless the user set TF_CPU_ALLOCATOR_USE_BFC: their
-    setting reaches TensorFlow unchanged (whose default differs between machines: some CPUs get
-    a pool without it, so only the setting is checked then)."""
-    pytest.importorskip("tensorflow")
+def _cpu_memory_pool(setting: str | None, import_marsseg: bool) -> tuple[str, str]:
+    """In a fresh process with TF_CPU_ALLOCATOR_USE_BFC set to `setting` (None: unset): the
+    variable as TensorFlow sees it, and "peak N" (bytes) if its CPU allocator is a pool that
+    reports memory stats, else "no pool"."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
     if setting is not None:
         env["TF_CPU_ALLOCATOR_USE_BFC"] = setting
     script = (
-        "import os, marsseg, tensorflow as tf\n"
-        "print('setting', os.environ['TF_CPU_ALLOCATOR_USE_BFC'])\n"
+        f"import os{', marsseg' if import_marsseg else ''}, tensorflow as tf\n"
+        "print('setting', os.environ.get('TF_CPU_ALLOCATOR_USE_BFC'))\n"
         "(tf.ones((256, 256)) * 2).numpy()\n"
         "try:\n"
         "    print('peak', tf.config.experimental.get_memory_info('CPU:0')['peak'])\n"
@@ -132,10 +129,23 @@ def test_importing_marsseg_gives_tensorflow_its_own_cpu_memory_pool(setting):
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    lines = [line for line in result.stdout.splitlines() if line.startswith(("setting", "peak"))]
+    prefixes = ("setting", "peak", "no pool")
+    seen, pool = [line for line in result.stdout.splitlines() if line.startswith(prefixes)]
+    return seen, pool
+
+
+@pytest.mark.parametrize("setting", [None, "false"])
+def test_importing_marsseg_gives_tensorflow_its_own_cpu_memory_pool(setting):
+    """TensorFlow keeps its CPU tensors in its BFC pool (the only CPU allocator that reports
+    memory stats) once marsseg is imported, unless the user set TF_CPU_ALLOCATOR_USE_BFC: their
+    setting reaches TensorFlow unchanged, and TensorFlow does as it does without marsseg (its
+    default differs between machines: some CPUs get a pool without the variable)."""
+    pytest.importorskip("tensorflow")
+    seen, pool = _cpu_memory_pool(setting, import_marsseg=True)
     if setting is None:
-        assert lines[0] == "setting true"
-        assert len(lines) == 2, result.stdout  # no pool
-        assert int(lines[1].split()[1]) >= 256 * 256 * 4
+        assert seen == "setting true"
+        assert pool.startswith("peak") and int(pool.split()[1]) >= 256 * 256 * 4
     else:
-        assert lines[0] == "setting false"
+        assert seen == "setting false"
+        _, default_pool = _cpu_memory_pool(None, import_marsseg=False)
+        assert (pool == "no pool") == (default_pool == "no pool")
