@@ -74,3 +74,84 @@ def test_a_checkpoint_of_another_model_is_refused_with_the_fix(tmp_path):
     other = new_model({"filters": [4, 8, 16], "dilation_rates": [1, 2]})
     with pytest.raises(ValueError, match=r"another model.*Delete"):
         restore_checkpoint(path, other)
+
+
+def plateau_callbacks():
+    """The two callbacks `train_member` carries across a resume, with short patience."""
+    reduce_lr = keras.callbacks.ReduceLROnPlateau(
+        monitor="val_miou", mode="max", factor=0.5, patience=2
+    )
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor="val_miou", mode="max", patience=3, restore_best_weights=True
+    )
+    return reduce_lr, early_stopping
+
+
+def run_epochs(model, callbacks, scores, first_epoch=0):
+    """Drive the callbacks through epochs with these validation scores, changing the weights at
+    every epoch so that each epoch's weights differ; return the epoch it stopped at, if any."""
+    for epoch, score in enumerate(scores, start=first_epoch):
+        model.trainable_variables[0].assign(model.trainable_variables[0] + 1.0)
+        for callback in callbacks:
+            callback.on_epoch_end(epoch, {"val_miou": score})
+        if model.stop_training:
+            return epoch
+    return None
+
+
+def begin(model, callbacks):
+    model.stop_training = False
+    for callback in callbacks:
+        callback.set_model(model)
+        callback.on_train_begin()
+
+
+def test_a_resumed_run_reduces_the_rate_stops_and_restores_the_best_weights_as_one_unbroken(
+    tmp_path,
+):
+    before, after = [0.1, 0.3, 0.2, 0.25], [0.28, 0.5]
+    # Unbroken: best 0.3 at epoch 1; the rate halves at epoch 3, training stops at epoch 4.
+    keras.utils.set_random_seed(1)
+    unbroken = new_model()
+    callbacks = [*plateau_callbacks(), checkpoint_callback(tmp_path / "unused.npz")]
+    begin(unbroken, callbacks)
+    stopped_at = run_epochs(unbroken, callbacks, before + after)
+    for callback in callbacks:
+        callback.on_train_end()
+    assert stopped_at == 4
+    assert float(unbroken.optimizer.learning_rate) == pytest.approx(0.0005)
+
+    # Killed after epoch 3 and resumed in a new process (new model, new callbacks).
+    path = tmp_path / "checkpoint.npz"
+    keras.utils.set_random_seed(1)
+    first = new_model()
+    carried = plateau_callbacks()
+    callbacks = [*carried, checkpoint_callback(path, carried_callbacks=carried)]
+    begin(first, callbacks)
+    run_epochs(first, callbacks, before)
+    callbacks[-1].on_train_end()  # the last write finishes
+    assert epochs_completed(path) == 4
+
+    resumed = new_model()
+    assert restore_checkpoint(path, resumed) == 4
+    carried = plateau_callbacks()
+    callbacks = [*carried, checkpoint_callback(path, carried_callbacks=carried)]
+    begin(resumed, callbacks)
+    reduce_lr, early_stopping = carried
+    assert (reduce_lr.best, reduce_lr.wait) == (pytest.approx(0.3), 0)
+    assert (early_stopping.best, early_stopping.wait, early_stopping.best_epoch) == (
+        pytest.approx(0.3),
+        2,
+        1,
+    )
+    assert float(resumed.optimizer.learning_rate) == pytest.approx(0.0005)
+    assert run_epochs(resumed, callbacks, after, first_epoch=4) == stopped_at
+    for callback in callbacks:
+        callback.on_train_end()
+    # both end with the weights of epoch 1, not of the epoch they stopped at
+    for a, b in zip(unbroken.get_weights(), resumed.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    changed = keras.ops.convert_to_numpy(
+        resumed.trainable_variables[0] - first.trainable_variables[0]
+    )
+    np.testing.assert_allclose(changed, -2.0, atol=1e-5)

@@ -1,5 +1,9 @@
 """The training state that a killed training job resumes from: the model's and the optimizer's
-variables and the number of epochs completed, in one .npz file that each epoch replaces.
+variables, the number of epochs completed and the counters of the callbacks that watch the
+validation score across epochs (ReduceLROnPlateau's and EarlyStopping's patience, their best
+score, and EarlyStopping's best weights), in one .npz file that each epoch replaces. A resumed run
+thus reduces the learning rate, stops, and restores the best weights at the epochs the
+uninterrupted run would.
 
 Why not Keras' BackupAndRestore: it writes the weights with `save_weights` (HDF5, a group per
 layer and variable) and, to survive a kill in the middle of that write, first copies the last
@@ -11,6 +15,7 @@ the last one or the one before."""
 
 from __future__ import annotations
 
+import json
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -18,6 +23,9 @@ from pathlib import Path
 import numpy as np
 
 EPOCHS_KEY = "epochs_completed"
+COUNTERS_KEY = "callback_counters"
+# What Keras' ReduceLROnPlateau and EarlyStopping carry from one epoch to the next (each has some).
+COUNTER_ATTRIBUTES = ("best", "wait", "cooldown_counter", "best_epoch", "stopped_epoch")
 
 
 def training_state(model) -> list:
@@ -29,14 +37,43 @@ def training_state(model) -> list:
     return [*model.variables, *model.optimizer.variables]
 
 
-def write_checkpoint(path: str | Path, epochs_completed: int, values: list[np.ndarray]) -> None:
-    """Write the values and the epoch count to `path` at once: to a temporary file first, then
-    renamed over `path` (a kill mid-write leaves the previous checkpoint whole)."""
+def callback_state(callbacks) -> tuple[list[dict], list[np.ndarray] | None]:
+    """The counters of each callback (`COUNTER_ATTRIBUTES` it has, as plain numbers or None) and
+    the best weights kept by the one that keeps them, if any."""
+    counters, best_weights = [], None
+    for callback in callbacks:
+        counters.append(
+            {
+                name: None if getattr(callback, name) is None else float(getattr(callback, name))
+                for name in COUNTER_ATTRIBUTES
+                if hasattr(callback, name)
+            }
+        )
+        if getattr(callback, "best_weights", None) is not None:
+            best_weights = callback.best_weights
+    return counters, best_weights
+
+
+def write_checkpoint(
+    path: str | Path,
+    epochs_completed: int,
+    values: list[np.ndarray],
+    counters: list[dict] = (),
+    best_weights: list[np.ndarray] | None = None,
+) -> None:
+    """Write the values, the epoch count and the callbacks' state to `path` at once: to a
+    temporary file first, then renamed over `path` (a kill mid-write leaves the previous
+    checkpoint whole)."""
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
     with open(partial, "wb") as handle:
         arrays = {f"variable_{i}": value for i, value in enumerate(values)}
-        np.savez(handle, **{EPOCHS_KEY: np.int64(epochs_completed)}, **arrays)
+        arrays |= {f"best_weight_{i}": value for i, value in enumerate(best_weights or [])}
+        np.savez(
+            handle,
+            **{EPOCHS_KEY: np.int64(epochs_completed), COUNTERS_KEY: json.dumps(list(counters))},
+            **arrays,
+        )
     os.replace(partial, path)
 
 
@@ -68,25 +105,57 @@ def restore_checkpoint(path: str | Path, model) -> int:
     return epochs
 
 
-def checkpoint_callback(path: str | Path):
+def restore_callback_state(path: str | Path, callbacks) -> None:
+    """Give each callback the counters, and the one that keeps best weights those, saved at
+    `path` by a checkpoint of the same callbacks in the same order."""
+    with np.load(path) as saved:
+        if COUNTERS_KEY not in saved.files:
+            return  # a checkpoint from before the counters were kept: they start afresh
+        counters = json.loads(str(saved[COUNTERS_KEY]))
+        count = sum(name.startswith("best_weight_") for name in saved.files)
+        best_weights = [saved[f"best_weight_{i}"] for i in range(count)] or None
+    if len(counters) != len(callbacks):
+        raise ValueError(
+            f"the checkpoint {path} holds the state of {len(counters)} callbacks, not of this "
+            f"run's {len(callbacks)}: it was written by another version of the training. Delete "
+            f"{Path(path).parent} to train this model from its first epoch."
+        )
+    for callback, saved_counters in zip(callbacks, counters, strict=True):
+        for name, value in saved_counters.items():
+            setattr(callback, name, value if name == "best" or value is None else int(value))
+        if best_weights is not None and hasattr(callback, "best_weights"):
+            callback.best_weights = best_weights
+
+
+def checkpoint_callback(path: str | Path, carried_callbacks=()):
     """A Keras callback that checkpoints to `path` at the end of every epoch: it copies the
-    variables there and then, and writes them in a background thread while the next epoch
-    runs (waiting for the previous write first, and for the last one when training ends). It
-    has no per-batch hook: with one, Keras would wait for every training step to finish before
-    dispatching the next (JAX and torch backends), which the bare model.fit does not."""
+    variables and the state of `carried_callbacks` there and then, and writes them in a
+    background thread while the next epoch runs (waiting for the previous write first, and for
+    the last one when training ends). When training begins with a checkpoint at `path` (the
+    model restored from it with `restore_checkpoint`), it gives `carried_callbacks` their saved
+    state: list it after them, so that it runs after they reset themselves at the start and
+    after they update at each epoch's end.
+
+    It has no per-batch hook: with one, Keras would wait for every training step to finish
+    before dispatching the next (JAX and torch backends), which the bare model.fit does not."""
     import keras
 
     class Checkpoint(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
             self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
             self.pending: Future | None = None
+            if Path(path).exists():
+                restore_callback_state(path, carried_callbacks)
 
         def on_epoch_end(self, epoch, logs=None):
             # np.array copies: on some backends the numpy view shares the variable's memory,
             # which the next training step overwrites.
             values = [np.array(keras.ops.convert_to_numpy(v)) for v in training_state(self.model)]
+            counters, best_weights = callback_state(carried_callbacks)
             self.wait()
-            self.pending = self.writer.submit(write_checkpoint, path, epoch + 1, values)
+            self.pending = self.writer.submit(
+                write_checkpoint, path, epoch + 1, values, counters, best_weights
+            )
 
         def on_train_end(self, logs=None):
             self.wait()

@@ -245,26 +245,30 @@ def train_member(
 
     per_pass = micro_batch_size(training)
     log.info("batch of %d images, %d per forward/backward pass", training["batch_size"], per_pass)
+    reduce_lr = keras.callbacks.ReduceLROnPlateau(
+        monitor="val_miou",
+        mode="max",
+        factor=0.5,
+        patience=training["reduce_lr_patience"],
+        min_lr=1e-6,
+    )
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor="val_miou",
+        mode="max",
+        patience=training["early_stopping_patience"],
+        restore_best_weights=True,
+    )
     callbacks = [
         _validation_callback(val_x, val_y, loss_fn, per_pass, binary=target == "big_rock"),
         # The epoch's history row before its checkpoint: a job killed between the two runs that
         # epoch again and writes its row twice (_read_history keeps the last), rather than
         # resuming after an epoch whose row was never written.
         keras.callbacks.CSVLogger(str(history_csv), append=True),
-        checkpoint_callback(checkpoint),
-        keras.callbacks.ReduceLROnPlateau(
-            monitor="val_miou",
-            mode="max",
-            factor=0.5,
-            patience=training["reduce_lr_patience"],
-            min_lr=1e-6,
-        ),
-        keras.callbacks.EarlyStopping(
-            monitor="val_miou",
-            mode="max",
-            patience=training["early_stopping_patience"],
-            restore_best_weights=True,
-        ),
+        reduce_lr,
+        early_stopping,
+        # After the two it carries: the checkpoint holds the learning rate and counters as they
+        # leave each epoch.
+        checkpoint_callback(checkpoint, carried_callbacks=(reduce_lr, early_stopping)),
         *extra_callbacks,
     ]
     started = time.perf_counter()
