@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from marsseg.checkpoint import (
+    callback_state,
     checkpoint_callback,
     epochs_completed,
     restore_checkpoint,
+    stopped_early,
     training_state,
     write_checkpoint,
 )
@@ -131,6 +133,7 @@ def test_a_resumed_run_reduces_the_rate_stops_and_restores_the_best_weights_as_o
     run_epochs(first, callbacks, before)
     callbacks[-1].on_train_end()  # the last write finishes
     assert epochs_completed(path) == 4
+    assert not stopped_early(path)
 
     resumed = new_model()
     assert restore_checkpoint(path, resumed) == 4
@@ -148,6 +151,7 @@ def test_a_resumed_run_reduces_the_rate_stops_and_restores_the_best_weights_as_o
     assert run_epochs(resumed, callbacks, after, first_epoch=4) == stopped_at
     for callback in callbacks:
         callback.on_train_end()
+    assert epochs_completed(path) == 5 and stopped_early(path)  # a third start trains no more
     # both end with the weights of epoch 1, not of the epoch they stopped at
     for a, b in zip(unbroken.get_weights(), resumed.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -155,3 +159,49 @@ def test_a_resumed_run_reduces_the_rate_stops_and_restores_the_best_weights_as_o
         resumed.trainable_variables[0] - first.trainable_variables[0]
     )
     np.testing.assert_allclose(changed, -2.0, atol=1e-5)
+
+
+def test_a_run_killed_after_early_stopping_ended_it_trains_no_more_and_saves_the_best_weights(
+    tmp_path,
+):
+    from marsseg.io import save_arrays
+    from marsseg.training import train_member
+
+    rng = np.random.default_rng(0)
+    for name, n in (("train", 16), ("val", 8)):
+        masks = rng.integers(0, 5, (n, 64, 128), dtype=np.uint8)
+        save_arrays(tmp_path / f"{name}.npz", images=(masks * 50).astype(np.uint8), masks=masks)
+    # What the job left: early stopping ended it at epoch 2 (best at epoch 1) and the
+    # checkpoint of that epoch was written, but not the model.
+    checkpoint_dir = tmp_path / "checkpoint"
+    checkpoint_dir.mkdir()
+    (checkpoint_dir / "history.csv").write_text(
+        "epoch,loss,val_miou\n0,0.9,0.2\n1,0.8,0.4\n2,0.7,0.3\n"
+    )
+    model = new_model()
+    best_weights = [w + 1.0 for w in model.get_weights()]
+    reduce_lr, early_stopping = plateau_callbacks()
+    reduce_lr.best, reduce_lr.wait, reduce_lr.cooldown_counter = 0.4, 1, 0
+    early_stopping.best, early_stopping.wait, early_stopping.best_epoch = 0.4, 1, 1
+    early_stopping.stopped_epoch, early_stopping.best_weights = 2, best_weights
+    counters, kept = callback_state([reduce_lr, early_stopping])
+    write_checkpoint(checkpoint_dir / "checkpoint.npz", 3, state(model), counters, kept)
+
+    info = train_member(
+        train_npz=str(tmp_path / "train.npz"),
+        val_npz=str(tmp_path / "val.npz"),
+        model_out=str(tmp_path / "model.keras"),
+        history_out=str(tmp_path / "history.csv"),
+        info_out=str(tmp_path / "info.json"),
+        checkpoint_dir=str(checkpoint_dir),
+        architecture="unet",
+        params=PARAMS,
+        loss={"name": "sparse_categorical_crossentropy"},
+        training={**TRAINING, "epochs": 6, "reduce_lr_patience": 1, "early_stopping_patience": 1},
+        seed=0,
+    )
+    assert (info["resumed_from_epoch"], info["epochs_run"]) == (3, 3)
+    assert info["best_val_miou"] == pytest.approx(0.4)
+    saved = keras.models.load_model(tmp_path / "model.keras", compile=False)
+    for a, b in zip(saved.get_weights(), best_weights, strict=True):
+        np.testing.assert_array_equal(a, b)

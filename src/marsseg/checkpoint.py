@@ -105,26 +105,42 @@ def restore_checkpoint(path: str | Path, model) -> int:
     return epochs
 
 
+def saved_counters(saved) -> list[dict] | None:
+    """The callbacks' counters in an open checkpoint; None in one from before they were kept."""
+    return json.loads(str(saved[COUNTERS_KEY])) if COUNTERS_KEY in saved.files else None
+
+
 def restore_callback_state(path: str | Path, callbacks) -> None:
     """Give each callback the counters, and the one that keeps best weights those, saved at
     `path` by a checkpoint of the same callbacks in the same order."""
     with np.load(path) as saved:
-        if COUNTERS_KEY not in saved.files:
-            return  # a checkpoint from before the counters were kept: they start afresh
-        counters = json.loads(str(saved[COUNTERS_KEY]))
+        counters = saved_counters(saved)
         count = sum(name.startswith("best_weight_") for name in saved.files)
         best_weights = [saved[f"best_weight_{i}"] for i in range(count)] or None
+    if counters is None:
+        return  # they start afresh, as they did before the checkpoint kept them
     if len(counters) != len(callbacks):
         raise ValueError(
             f"the checkpoint {path} holds the state of {len(counters)} callbacks, not of this "
             f"run's {len(callbacks)}: it was written by another version of the training. Delete "
             f"{Path(path).parent} to train this model from its first epoch."
         )
-    for callback, saved_counters in zip(callbacks, counters, strict=True):
-        for name, value in saved_counters.items():
+    for callback, its_counters in zip(callbacks, counters, strict=True):
+        for name, value in its_counters.items():
             setattr(callback, name, value if name == "best" or value is None else int(value))
         if best_weights is not None and hasattr(callback, "best_weights"):
             callback.best_weights = best_weights
+
+
+def stopped_early(path: str | Path) -> bool:
+    """Whether the checkpoint at `path` was written at the end of the epoch where a carried
+    callback stopped training (EarlyStopping's `stopped_epoch`): a run killed between that
+    checkpoint and saving its model has no epochs left to train."""
+    if not Path(path).exists():
+        return False
+    with np.load(path) as saved:
+        counters = saved_counters(saved) or []
+    return any((c.get("stopped_epoch") or 0) > 0 for c in counters)
 
 
 def checkpoint_callback(path: str | Path, carried_callbacks=()):

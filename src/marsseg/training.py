@@ -13,7 +13,7 @@ import numpy as np
 
 from marsseg import BIG_ROCK, NUM_CLASSES
 from marsseg.batches import images_to_input, predict_in_batches, training_batches
-from marsseg.checkpoint import checkpoint_callback, restore_checkpoint
+from marsseg.checkpoint import checkpoint_callback, restore_checkpoint, stopped_early
 from marsseg.io import atomic_path, load_arrays, save_json
 from marsseg.metrics import confusion_matrix, mean_iou
 
@@ -242,6 +242,10 @@ def train_member(
         resumed_from = 0
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    epochs = training["epochs"]
+    if stopped_early(checkpoint):
+        epochs = resumed_from  # fit then only restores early stopping's best weights
+        log.info("Early stopping had ended this run at epoch %d", resumed_from)
 
     per_pass = micro_batch_size(training)
     log.info("batch of %d images, %d per forward/backward pass", training["batch_size"], per_pass)
@@ -274,7 +278,7 @@ def train_member(
     started = time.perf_counter()
     model.fit(
         training_batches(train["images"], train_y, per_pass, seed, first_epoch=resumed_from),
-        epochs=training["epochs"],
+        epochs=epochs,
         initial_epoch=resumed_from,
         shuffle=False,  # the batches come in epoch_order
         callbacks=callbacks,
