@@ -20,10 +20,21 @@ import json
 import resource
 import sys
 import time
+from pathlib import Path
 
 
 def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident memory in MiB: on Linux the high-water mark of its own
+    address space (VmHWM). Not getrusage's ru_maxrss there: a process started by fork and exec
+    reports in it at least the resident memory its parent had when it forked (the benchmark's
+    own course-size arrays and TensorFlow, about 2.4 GB), whatever its own peak."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, else KiB
 
 
 def probe_training(config: dict, variant: str, train_npz: str, val_npz: str, steps: int) -> dict:
