@@ -205,3 +205,23 @@ def test_a_run_killed_after_early_stopping_ended_it_trains_no_more_and_saves_the
     saved = keras.models.load_model(tmp_path / "model.keras", compile=False)
     for a, b in zip(saved.get_weights(), best_weights, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_restored_model_draws_the_dropout_masks_the_trained_one_would_draw_next(tmp_path):
+    params = {**PARAMS, "dropout": 0.5}
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 64, 128, 1), dtype=np.float32)
+    y = rng.integers(0, 5, (8, 64, 128), dtype=np.uint8)
+    path = tmp_path / "checkpoint.npz"
+    trained = new_model(params)
+    trained.fit(x, y, batch_size=8, epochs=1, callbacks=[checkpoint_callback(path)], verbose=0)
+    restored = new_model(params)
+    restore_checkpoint(path, restored)
+
+    seed_states = [v for v in training_state(restored) if "seed_generator" in v.path]
+    assert seed_states  # the dropout layers' random state is in the checkpoint
+    next_trained = keras.ops.convert_to_numpy(trained(x[:2], training=True))
+    next_restored = keras.ops.convert_to_numpy(restored(x[:2], training=True))
+    np.testing.assert_array_equal(next_trained, next_restored)
+    fresh = keras.ops.convert_to_numpy(new_model(params)(x[:2], training=True))
+    assert not np.array_equal(next_trained, fresh)

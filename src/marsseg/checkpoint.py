@@ -29,9 +29,9 @@ COUNTER_ATTRIBUTES = ("best", "wait", "cooldown_counter", "best_epoch", "stopped
 
 
 def training_state(model) -> list:
-    """The variables a resumed run needs: the model's (weights, batch-norm statistics) and the
-    optimizer's (step count, learning rate, moments, gradient accumulators); the optimizer is
-    built if it is not yet."""
+    """The variables a resumed run needs: the model's (weights, batch-norm statistics, the
+    dropout layers' seed-generator states) and the optimizer's (step count, learning rate,
+    moments, gradient accumulators); the optimizer is built if it is not yet."""
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     return [*model.variables, *model.optimizer.variables]
