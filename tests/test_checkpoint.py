@@ -17,7 +17,7 @@ from marsseg.checkpoint import (
     write_checkpoint,
 )
 from marsseg.models.losses import make_loss
-from marsseg.training import compiled_model
+from marsseg.training import compiled_model, score_callbacks
 
 TRAINING = {
     "batch_size": 8,
@@ -80,13 +80,7 @@ def test_a_checkpoint_of_another_model_is_refused_with_the_fix(tmp_path):
 
 def plateau_callbacks():
     """The two callbacks `train_member` carries across a resume, with short patience."""
-    reduce_lr = keras.callbacks.ReduceLROnPlateau(
-        monitor="val_miou", mode="max", factor=0.5, patience=2
-    )
-    early_stopping = keras.callbacks.EarlyStopping(
-        monitor="val_miou", mode="max", patience=3, restore_best_weights=True
-    )
-    return reduce_lr, early_stopping
+    return score_callbacks(reduce_lr_patience=2, early_stopping_patience=3)
 
 
 def run_epochs(model, callbacks, scores, first_epoch=0):

@@ -191,6 +191,22 @@ def _read_history(path: Path) -> list[dict]:
     return [rows[epoch] for epoch in sorted(rows)]
 
 
+def score_callbacks(reduce_lr_patience: int, early_stopping_patience: int):
+    """The two callbacks that watch the validation mIoU across epochs, and whose state a resumed
+    run carries: ReduceLROnPlateau halves the learning rate after `reduce_lr_patience` epochs
+    without a better score, EarlyStopping stops after `early_stopping_patience` and restores
+    the best weights."""
+    import keras
+
+    reduce_lr = keras.callbacks.ReduceLROnPlateau(
+        monitor="val_miou", mode="max", factor=0.5, patience=reduce_lr_patience, min_lr=1e-6
+    )
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor="val_miou", mode="max", patience=early_stopping_patience, restore_best_weights=True
+    )
+    return reduce_lr, early_stopping
+
+
 def train_member(
     train_npz: str,
     val_npz: str,
@@ -249,18 +265,8 @@ def train_member(
 
     per_pass = micro_batch_size(training)
     log.info("batch of %d images, %d per forward/backward pass", training["batch_size"], per_pass)
-    reduce_lr = keras.callbacks.ReduceLROnPlateau(
-        monitor="val_miou",
-        mode="max",
-        factor=0.5,
-        patience=training["reduce_lr_patience"],
-        min_lr=1e-6,
-    )
-    early_stopping = keras.callbacks.EarlyStopping(
-        monitor="val_miou",
-        mode="max",
-        patience=training["early_stopping_patience"],
-        restore_best_weights=True,
+    reduce_lr, early_stopping = score_callbacks(
+        training["reduce_lr_patience"], training["early_stopping_patience"]
     )
     callbacks = [
         _validation_callback(val_x, val_y, loss_fn, per_pass, binary=target == "big_rock"),
