@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from marsseg.augment import AUGMENTATIONS, augment
+from marsseg.augment import AUGMENTATIONS, augment, check_steps
 from marsseg.errors import InputError
 
 
@@ -67,7 +67,11 @@ def test_unknown_augmentation_and_bad_parameter(rng):
     images, masks = mask_shaped_pair(rng)
     with pytest.raises(InputError, match="unknown augmentation 'flipz'"):
         augment(images, masks, [{"name": "flipz"}], seed=0)
-    with pytest.raises(InputError, match="brightness"):
+    with pytest.raises(
+        InputError,
+        match=r"augmentation 'brightness' has no parameter\(s\) \['delta'\]\. "
+        r"Fix: use max_delta \(default 20\.0\), probability \(default 1\.0\)\.",
+    ):
         augment(images, masks, [{"name": "brightness", "delta": 3}], seed=0)
     assert "flips" in AUGMENTATIONS
 
@@ -100,3 +104,17 @@ def test_cutmix_keeps_alignment_and_targets_big_rock(rng):
     step = {"name": "cutmix", "probability": 1.0, "max_fraction": 1.0, "big_rock_partners": True}
     _, out_masks = augment(images, masks, [step], seed=5)
     assert ((out_masks == 4).reshape(len(masks), -1).any(axis=1)).sum() > 2
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        ({"name": "rotate180", "probability": -3}, "probability to a number from 0 to 1"),
+        ({"name": "gaussian_noise", "std": "5"}, "std to a number >= 0"),
+        ({"name": "cutmix", "big_rock_partners": 1}, "big_rock_partners to true or false"),
+    ],
+)
+def test_a_step_value_of_the_wrong_kind_is_refused_before_any_work(step, message):
+    with pytest.raises(InputError, match=f"augmentation '{step['name']}' has .*Fix: set {message}"):
+        check_steps([step])
+    check_steps([{"name": "cutmix", "probability": 1, "big_rock_partners": True}])  # fine

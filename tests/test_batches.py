@@ -6,12 +6,11 @@ batches in the graph (Python per batch cost 6 % of an epoch)."""
 
 from collections import Counter
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from marsseg.batches import (  # noqa: E402
+from marsseg.batches import (
     epoch_order,
     images_to_input,
     predict_in_batches,

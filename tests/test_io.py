@@ -1,3 +1,6 @@
+import os
+import stat
+
 import numpy as np
 import pytest
 
@@ -43,6 +46,11 @@ def bad_inputs():
     bright["training_set"][0, 0, 1, 1] = 300
     negative = course_arrays()
     negative["test_set"][0, 0, 0] = -1
+    normalised = course_arrays()
+    normalised["training_set"][:, 0] /= 255
+    normalised["test_set"] /= 255
+    durations = course_arrays()
+    durations["test_set"] = durations["test_set"].astype("timedelta64[s]")
     return {
         "wrong keys": (
             {"train": base["training_set"], "test_set": base["test_set"]},
@@ -68,8 +76,14 @@ def bad_inputs():
         "image below 0": (negative, "outside 0-255"),
         "empty": (
             {"training_set": base["training_set"][:0], "test_set": base["test_set"]},
-            "holds no images",
+            "'training_set' holds no images",
         ),
+        "no test images": (
+            {"training_set": base["training_set"], "test_set": base["test_set"][:0]},
+            "'test_set' holds no images.*Fix: give the test images",
+        ),
+        "images normalised to 0-1": (normalised, "looks normalised to 0-1. Fix: .*multiply by 255"),
+        "timedelta": (durations, "timedelta64.*not numeric"),
     }
 
 
@@ -83,10 +97,20 @@ def test_bad_input_is_named(tmp_path, case):
 def test_missing_file_and_not_npz(tmp_path):
     with pytest.raises(InputError, match="does not exist.*raw_data"):
         load_course_npz(tmp_path / "nope.npz")
-    junk = tmp_path / "junk.npz"
+    junk, empty, array = tmp_path / "junk.npz", tmp_path / "empty.npz", tmp_path / "array.npy"
     junk.write_text("not a zip")
-    with pytest.raises(InputError, match="not a readable npz"):
-        load_course_npz(junk)
+    empty.write_bytes(b"")
+    np.save(array, np.zeros((2, 64, 128)))
+    for path in (junk, empty, array):
+        with pytest.raises(InputError, match="is not an npz archive.*Fix: point `raw_data`"):
+            load_course_npz(path)
+
+
+def test_all_black_float_images_are_not_taken_for_normalised_ones(tmp_path):
+    arrays = course_arrays()
+    arrays["training_set"][:, 0] = 0.0  # whole numbers in 0-1: 8-bit grey levels, all black
+    data = load_course_npz(write(tmp_path, **arrays))
+    assert not data["train_images"].any()
 
 
 def test_object_arrays_are_refused_not_unpickled(tmp_path):
@@ -106,3 +130,12 @@ def test_save_arrays_is_byte_identical_and_atomic(tmp_path):
     with pytest.raises(ValueError):
         save_arrays(tmp_path / "y.npz", a=object())  # fails midway: nothing is left behind
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npz"]
+
+
+def test_saved_files_get_the_umask_permissions_not_mkstemps_0600(tmp_path):
+    previous = os.umask(0o027)
+    try:
+        save_arrays(tmp_path / "x.npz", a=np.zeros(3))
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "x.npz").stat().st_mode) == 0o640

@@ -2,14 +2,12 @@
 
 import math
 
+import keras
 import numpy as np
 import pytest
 
 from marsseg.models import inverse_frequency_weights
-
-keras = pytest.importorskip("keras")
-
-from marsseg.models.losses import SegmentationLoss, make_loss  # noqa: E402
+from marsseg.models.losses import SegmentationLoss, make_loss
 
 
 def value(loss, y_true, y_pred) -> float:

@@ -19,5 +19,5 @@ def test_peak_rss_is_the_probes_own_not_its_parents():
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     peak = float(done.stdout.split()[-1])
-    assert held_by_parent.sum() == 512 * MIB
+    del held_by_parent  # the parent held it until here, while the probe ran
     assert 256 <= peak < 450  # its 256 MiB and Python's, not the parent's 512 MiB

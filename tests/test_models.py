@@ -3,15 +3,12 @@
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 
-from marsseg.models import ARCHITECTURE_NAMES, PARAM_DEFAULTS, describe, resolve_params
-
-keras = pytest.importorskip("keras")
-
-from marsseg.models import build_model  # noqa: E402
-from marsseg.models.losses import make_loss  # noqa: E402
+from marsseg.models import ARCHITECTURE_NAMES, PARAM_DEFAULTS, build_model, describe, resolve_params
+from marsseg.models.losses import make_loss
 
 TINY = {
     "unet": {"filters": [4, 8], "dilation_rates": [1, 2]},

@@ -7,7 +7,7 @@ from scipy import ndimage
 
 from marsseg.io import save_arrays
 from marsseg.postprocess import apply_method, nearest_label
-from marsseg.steps import POSTPROCESSED, submission
+from marsseg.steps import submission
 from marsseg.submission import read_submission, write_submission
 
 
@@ -123,18 +123,17 @@ def test_submissions_of_the_best_row_and_of_each_variant(tmp_path, monkeypatch, 
         }
     )
     table.to_csv("comparison.csv", index=False)
-    test_masks = {}
-    for variant, tta, method in table[["variant", "tta", "postprocessing"]].itertuples(index=False):
-        masks = rng.integers(0, 5, (3, 64, 128), dtype=np.uint8)
-        path = POSTPROCESSED.format(variant=variant, seed=1, tta=tta, method=method)
-        save_arrays(path, test=masks)
-        test_masks[variant, tta, method] = masks
+    test_masks, sources = {}, {}
+    for row in table[["variant", "tta", "postprocessing"]].itertuples(index=False):
+        test_masks[row] = rng.integers(0, 5, (3, 64, 128), dtype=np.uint8)
+        sources[row] = f"postprocessed/{len(sources)}.npz"
+        save_arrays(sources[row], test=test_masks[row])
     for variant, best in [("a", ("off", "nearest_label")), ("b", ("on", "none"))]:
-        submission("comparison.csv", 1, f"submissions/{variant}.csv", variant)
+        submission("comparison.csv", sources, f"submissions/{variant}.csv", variant)
         np.testing.assert_array_equal(
             read_submission(f"submissions/{variant}.csv"), test_masks[(variant, *best)]
         )
-    submission("comparison.csv", 1, "submission.csv")
+    submission("comparison.csv", sources, "submission.csv")
     assert Path("submission.csv").read_bytes() == Path("submissions/a.csv").read_bytes()
     with pytest.raises(ValueError, match="no row of variant 'c'"):
-        submission("comparison.csv", 1, "c.csv", "c")
+        submission("comparison.csv", sources, "c.csv", "c")

@@ -1,12 +1,12 @@
 """Prediction: flip test-time augmentation and soft-vote ensembles, with tiny Keras models."""
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from marsseg.prediction import mean_probabilities, predict_labels  # noqa: E402
-from marsseg.training import images_to_input  # noqa: E402
+from marsseg import BIG_ROCK
+from marsseg.prediction import mean_probabilities, predict_labels
+from marsseg.training import images_to_input
 
 
 def conv_softmax(kernel_size: int, seed: int):
@@ -19,6 +19,16 @@ def conv_softmax(kernel_size: int, seed: int):
     model = keras.Model(inputs, keras.layers.Softmax()(logits))
     # A large input scale makes the classes differ clearly from pixel to pixel.
     model.layers[1].set_weights([w * 20 for w in model.layers[1].get_weights()])
+    return model
+
+
+def big_rock_helper(weight: float, bias: float):
+    """A binary Big Rock helper (softmax over "not Big Rock", "Big Rock") whose Big Rock
+    probability at a pixel of model input x (grey / 255) is sigmoid(weight * x + bias)."""
+    inputs = keras.Input((64, 128, 1))
+    conv = keras.layers.Conv2D(2, 1)
+    model = keras.Model(inputs, keras.layers.Softmax()(conv(inputs)))
+    conv.set_weights([np.array([0.0, weight]).reshape(1, 1, 1, 2), np.array([0.0, bias])])
     return model
 
 
@@ -89,3 +99,38 @@ def test_one_pass_gives_the_label_maps_without_and_with_tta(images):
         "labels",
         "labels_no_background",
     ]
+
+
+def test_big_rock_helpers_set_big_rock_where_confident_and_nowhere_else(images):
+    model = conv_softmax(kernel_size=1, seed=7)  # flip-equivariant: TTA maps equal the plain
+    plain = predict_labels([model], images, batch_size=2, tta=True)
+    assert (plain["labels"] != BIG_ROCK).mean() > 0.5  # room for the helpers to change it
+
+    def with_helpers(helpers, threshold=0.5):
+        return predict_labels(
+            [model],
+            images,
+            batch_size=2,
+            tta=True,
+            big_rock_helpers=helpers,
+            big_rock_threshold=threshold,
+            chunk=2,
+        )
+
+    always, never = big_rock_helper(0.0, 10.0), big_rock_helper(0.0, -10.0)
+    for key, labels in with_helpers([always]).items():
+        assert (labels == BIG_ROCK).all(), key
+    for key, labels in with_helpers([never]).items():
+        np.testing.assert_array_equal(labels, plain[key], err_msg=key)
+    # the threshold: P(Big Rock) = sigmoid(1) = 0.73 is confident at 0.5, not at 0.9
+    sure_enough = big_rock_helper(0.0, 1.0)
+    assert (with_helpers([sure_enough], threshold=0.5)["labels"] == BIG_ROCK).all()
+    for key, labels in with_helpers([sure_enough], threshold=0.9).items():
+        np.testing.assert_array_equal(labels, plain[key], err_msg=key)
+    # confident on the bright pixels only (grey >= 128), through the mean of two helpers:
+    # sigmoid(80 x - 40 +- 5) / 2 summed is at least 0.5 exactly where 80 x - 40 >= 0
+    bright = images >= 128
+    assert 0.3 < bright.mean() < 0.7
+    helpers = [big_rock_helper(80.0, -40.0 + 5.0), big_rock_helper(80.0, -40.0 - 5.0)]
+    for key, labels in with_helpers(helpers).items():
+        np.testing.assert_array_equal(labels, np.where(bright, BIG_ROCK, plain[key]), err_msg=key)

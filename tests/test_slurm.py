@@ -68,16 +68,32 @@ def jobs_in(output: str) -> list[Job]:
     return jobs
 
 
-def test_profile_asks_for_one_gpu_per_training_and_prediction_without_serialising(tmp_path):
+def rules_declaring_a_gpu() -> set[str]:
+    """The rules whose `resources:` ask for `gpu=1`, read from workflow/rules/*.smk."""
+    rules = set()
+    for path in (REPO / "workflow" / "rules").glob("*.smk"):
+        for block in re.split(r"^(?=rule )", path.read_text(), flags=re.MULTILINE):
+            if re.search(r"^        gpu=1,$", block, re.MULTILINE):
+                rules.add(re.match(r"rule (\w+):", block)[1])
+    return rules
+
+
+def test_profile_asks_for_one_gpu_per_gpu_rule_without_serialising(tmp_path):
     profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
     assert profile["executor"] == "slurm" and profile["retries"] >= 1
     assert "resources" not in profile  # no global gpu=1 limit: Slurm runs GPU jobs side by side
-    jobs = jobs_in(snakemake(tmp_path, "--profile", str(PROFILE), "--dry-run").stdout)
+    dry_run = snakemake(tmp_path, "--profile", str(PROFILE), "--dry-run", "all", "tuning")
+    jobs = jobs_in(dry_run.stdout)
     by_rule = {job.rule: job.resources for job in jobs}
-    for rule in ("train", "predict"):
+    gpu_rules = rules_declaring_a_gpu()
+    assert gpu_rules == {"train", "predict", "tune"}
+    for rule in gpu_rules:  # each on the profile's GPU partition, with CPUs beside its GPU
         assert by_rule[rule]["gpu"] == "1" and int(by_rule[rule]["cpus_per_gpu"]) >= 1, rule
+        assert (
+            by_rule[rule]["slurm_partition"] == profile["set-resources"]["train"]["slurm_partition"]
+        ), rule
     assert "gpu" not in by_rule["split"]
-    jobs_with_work = [job for job in jobs if job.rule != "all"]  # all: a target, never submitted
+    jobs_with_work = [job for job in jobs if job.rule not in ("all", "tuning")]  # targets only
     assert all({"slurm_partition", "runtime", "mem_mb"} <= set(j.resources) for j in jobs_with_work)
 
 

@@ -178,9 +178,31 @@ def test_test_masks_are_separate_hidden_labels(moderate):
     # test images are new images, not copies of training images
     train_bytes = {img.tobytes() for img in training_set[:, 0]}
     assert not any(img.tobytes() in train_bytes for img in test_set)
-    # the masks describe the test images: sky (bright, smooth) is never labelled, and each image
-    # carries more than one grey level per labelled class
     assert len(np.unique(test_masks)) >= 3
+    # the masks describe the test images as the training masks describe theirs: neighbouring
+    # pixels on either side of a border between two labelled classes differ in grey level about
+    # twice as much as neighbours within one class (each class has its own tone and texture)
+    train_ratio = _border_contrast(training_set[:, 0], training_set[:, 1])
+    test_ratio = _border_contrast(test_set, test_masks)
+    assert train_ratio > 1.7
+    assert abs(test_ratio - train_ratio) < 0.3, (test_ratio, train_ratio)
+    # the control: each test image with the next one's mask shows no such borders
+    assert _border_contrast(test_set, np.roll(test_masks, 1, axis=0)) < 1.3
+
+
+def _border_contrast(images: np.ndarray, masks: np.ndarray) -> float:
+    """Mean absolute grey-level difference of neighbouring pixels (in rows and in columns) with
+    two different labelled classes, over that of neighbours with the same labelled class."""
+    images, masks = images.astype(np.float64), masks.astype(np.uint8)
+    across = within = n_across = n_within = 0
+    for axis in (1, 2):
+        difference = np.abs(np.diff(images, axis=axis))
+        one, other = np.delete(masks, -1, axis=axis), np.delete(masks, 0, axis=axis)
+        labelled = (one > 0) & (other > 0)
+        border, inside = labelled & (one != other), labelled & (one == other)
+        across, n_across = across + difference[border].sum(), n_across + border.sum()
+        within, n_within = within + difference[inside].sum(), n_within + inside.sum()
+    return float((across / n_across) / (within / n_within))
 
 
 def test_argument_checks():

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import keras
 import numpy as np
 import pytest
 
+import marsseg.training
 from marsseg.models.losses import make_loss
 from marsseg.training import accelerators, compiled_model, jit_compile_for, micro_batch_size
 from marsseg.variants import resolve_members
@@ -56,24 +59,70 @@ def test_batch_norm_momentum_setting_reaches_every_batch_norm_layer():
     )
 
 
-def test_xla_setting_reaches_tensorflow_and_jax_always_compiles():
+def test_xla_setting_chooses_tensorflows_compiler_and_jax_always_compiles():
+    assert jit_compile_for("tensorflow", {**TRAINING, "xla": False}) is False
+    assert jit_compile_for("tensorflow", {**TRAINING, "xla": True}) is True
+    assert jit_compile_for("tensorflow", TRAINING) == "auto"
+    # On JAX, Keras' jit_compile=False runs op by op from Python (1.3 s a step on an H100).
+    for setting in (False, True, "auto"):
+        assert jit_compile_for("jax", {**TRAINING, "xla": setting}) is True
+
+
+def test_xla_setting_reaches_the_compiled_model():
     loss = make_loss({"name": "sparse_categorical_crossentropy"}, num_classes=5)
     for xla in (False, True):
-        model = compiled_model("unet", PARAMS, loss, {**TRAINING, "xla": xla}, num_classes=5)
-        assert model.jit_compile is xla  # this suite runs on TensorFlow
-    # On JAX, Keras' jit_compile=False runs op by op from Python (1.3 s a step on an H100).
-    assert jit_compile_for("jax", {**TRAINING, "xla": False}) is True
-    assert jit_compile_for("tensorflow", TRAINING) == "auto"
+        training = {**TRAINING, "xla": xla}
+        model = compiled_model("unet", PARAMS, loss, training, num_classes=5)
+        assert model.jit_compile is jit_compile_for(keras.backend.backend(), training)
 
 
 @pytest.mark.parametrize(
     ("batch_size", "setting", "expected"),
-    [(32, None, 32), (32, 4, 4), (32, 64, 32), (128, "auto", 8), (12, "auto", 6), (5, "auto", 5)],
+    [(32, None, 32), (32, 4, 4), (32, 64, 32), (12, 12, 12)],
 )
-def test_micro_batch_size_on_a_cpu(batch_size, setting, expected):
-    assert not accelerators()  # the tests run on a CPU
+@pytest.mark.parametrize("devices", [[], ["/physical_device:GPU:0"]])
+def test_a_set_micro_batch_size_holds_on_any_device(
+    monkeypatch, devices, batch_size, setting, expected
+):
+    monkeypatch.setattr(marsseg.training, "accelerators", lambda: devices)
     training = {"batch_size": batch_size, "micro_batch_size": setting}
     assert micro_batch_size(training) == expected
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "on_cpu"),
+    [(128, 8), (32, 8), (16, 8), (12, 6), (9, 3), (7, 7), (5, 5), (1, 1)],
+)
+@pytest.mark.parametrize("setting", ["auto", "absent"])
+def test_auto_micro_batch_size_is_the_largest_divisor_up_to_8_on_a_cpu_else_the_batch(
+    monkeypatch, batch_size, on_cpu, setting
+):
+    training = {"batch_size": batch_size}
+    if setting == "auto":
+        training["micro_batch_size"] = "auto"
+    monkeypatch.setattr(marsseg.training, "accelerators", lambda: [])
+    assert micro_batch_size(training) == on_cpu
+    monkeypatch.setattr(marsseg.training, "accelerators", lambda: ["/physical_device:GPU:0"])
+    assert micro_batch_size(training) == batch_size
+
+
+def test_accelerators_are_the_gpus_tensorflow_lists(monkeypatch):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("TensorFlow's device list; this suite runs on TensorFlow")
+    import tensorflow as tf
+
+    real = [device.name for device in tf.config.list_physical_devices("GPU")]
+    assert accelerators() == real
+    gpu = SimpleNamespace(name="/physical_device:GPU:0", device_type="GPU")
+    cpu = SimpleNamespace(name="/physical_device:CPU:0", device_type="CPU")
+
+    for devices, expected in (([cpu, gpu], ["/physical_device:GPU:0"]), ([cpu], [])):
+
+        def listed(device_type=None, devices=devices):
+            return [d for d in devices if device_type in (None, d.device_type)]
+
+        monkeypatch.setattr(tf.config, "list_physical_devices", listed)
+        assert accelerators() == expected
 
 
 def test_a_micro_batch_size_that_does_not_divide_the_batch_is_refused_with_the_fix():
@@ -109,43 +158,35 @@ def test_passes_of_a_batch_make_one_update_equal_to_the_whole_batch():
         np.testing.assert_allclose(passes, whole, atol=1e-5)
 
 
-def _cpu_memory_pool(setting: str | None, import_marsseg: bool) -> tuple[str, str]:
-    """In a fresh process with TF_CPU_ALLOCATOR_USE_BFC set to `setting` (None: unset): the
-    variable as TensorFlow sees it, and "peak N" (bytes) if its CPU allocator is a pool that
-    reports memory stats, else "no pool"."""
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
+def _environment_setting(name: str, setting: str | None, import_marsseg: bool) -> tuple:
+    """In a fresh process with the variable `name` set to `setting` (None: unset), after
+    importing marsseg or not: the variable in os.environ and in the C environment (getenv,
+    where TensorFlow reads it), each None where unset."""
+    env = {k: v for k, v in os.environ.items() if k != name}
     if setting is not None:
-        env["TF_CPU_ALLOCATOR_USE_BFC"] = setting
+        env[name] = setting
     script = (
-        f"import os{', marsseg' if import_marsseg else ''}, tensorflow as tf\n"
-        "print('setting', os.environ.get('TF_CPU_ALLOCATOR_USE_BFC'))\n"
-        "(tf.ones((256, 256)) * 2).numpy()\n"
-        "try:\n"
-        "    print('peak', tf.config.experimental.get_memory_info('CPU:0')['peak'])\n"
-        "except ValueError:\n"
-        "    print('no pool')\n"
+        f"import ctypes, os{', marsseg' if import_marsseg else ''}\n"
+        "libc = ctypes.CDLL(None)\n"
+        "libc.getenv.restype = ctypes.c_char_p\n"
+        f"name = {name!r}\n"
+        "print(repr((os.environ.get(name), libc.getenv(name.encode()))))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    prefixes = ("setting", "peak", "no pool")
-    seen, pool = [line for line in result.stdout.splitlines() if line.startswith(prefixes)]
-    return seen, pool
+    in_python, in_c = ast.literal_eval(result.stdout.strip().splitlines()[-1])
+    return in_python, None if in_c is None else in_c.decode()
 
 
-@pytest.mark.parametrize("setting", [None, "false"])
-def test_importing_marsseg_gives_tensorflow_its_own_cpu_memory_pool(setting):
-    """TensorFlow keeps its CPU tensors in its BFC pool (the only CPU allocator that reports
-    memory stats) once marsseg is imported, unless the user set TF_CPU_ALLOCATOR_USE_BFC: their
-    setting reaches TensorFlow unchanged, and TensorFlow does as it does without marsseg (its
-    default differs between machines: some CPUs get a pool without the variable)."""
-    pytest.importorskip("tensorflow")
-    seen, pool = _cpu_memory_pool(setting, import_marsseg=True)
-    if setting is None:
-        assert seen == "setting true"
-        assert pool.startswith("peak") and int(pool.split()[1]) >= 256 * 256 * 4
-    else:
-        assert seen == "setting false"
-        _, default_pool = _cpu_memory_pool(None, import_marsseg=False)
-        assert (pool == "no pool") == (default_pool == "no pool")
+@pytest.mark.parametrize("name", ["TF_CPU_ALLOCATOR_USE_BFC", "TF_FORCE_GPU_ALLOW_GROWTH"])
+@pytest.mark.parametrize(("setting", "expected"), [(None, "true"), ("false", "false"), ("0", "0")])
+def test_importing_marsseg_sets_tensorflows_memory_defaults_unless_the_user_did(
+    name, setting, expected
+):
+    """Importing marsseg sets TF_CPU_ALLOCATOR_USE_BFC=true (TensorFlow's own CPU memory pool)
+    and TF_FORCE_GPU_ALLOW_GROWTH=true (a GPU job takes only the memory it needs) where they
+    are unset, in the environment TensorFlow reads, and leaves a user's value alone."""
+    assert _environment_setting(name, setting, import_marsseg=False) == (setting, setting)
+    assert _environment_setting(name, setting, import_marsseg=True) == (expected, expected)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from marsseg.io import save_arrays
-from marsseg.tuning import trial_settings, tune_variant
+from marsseg.tuning import check_search_space, trial_settings, tune_variant
 
 SETTINGS = {
     "architecture": "unet",
@@ -99,3 +99,20 @@ def test_a_tiny_search_writes_every_trial_and_the_best(tmp_path):
     best_row = trials[written["trial"]]
     assert float(best_row["best_val_miou"]) == pytest.approx(max(scores))
     assert written["values"] == pytest.approx({k: float(best_row[k]) for k in SPACE})
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ({"learning_rate": [1e-2, 1e-4]}, r"learning_rate is \[0.01, 0.0001\]. Fix: .*low < high"),
+        (
+            {"weight_decay": [0, 1e-2]},
+            r"weight_decay is \[0, 0.01\]. Fix: .*low > 0 \(drawn on a log",
+        ),
+        ({"focal_gamma": [2.0, 2.0]}, r"focal_gamma is \[2.0, 2.0\]. Fix: .*low < high\.$"),
+    ],
+)
+def test_a_search_range_optuna_would_refuse_is_refused_with_the_fix(space, message):
+    with pytest.raises(ValueError, match=message):
+        check_search_space(space)
+    check_search_space({"focal_gamma": [0.0, 3.0], "learning_rate": [1e-4, 1e-2]})  # fine

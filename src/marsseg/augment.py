@@ -4,6 +4,7 @@ on uint8 arrays of shape (N, 64, 128); the config lists them by name, applied in
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import numpy as np
@@ -160,9 +161,15 @@ AUGMENTATIONS: dict[str, Callable[..., Arrays]] = {
 }
 
 
-def augment(images: np.ndarray, masks: np.ndarray, steps: list[dict], seed: int) -> Arrays:
-    """Apply the configured augmentation steps in order: [{"name": ..., **params}, ...]."""
-    rng = np.random.default_rng(seed)
+def step_parameters(name: str) -> dict:
+    """The parameters an augmentation step takes, with their defaults."""
+    signature = inspect.signature(AUGMENTATIONS[name])
+    return {key: value.default for key, value in list(signature.parameters.items())[3:]}
+
+
+def check_steps(steps: list[dict]) -> None:
+    """Refuse an unknown step or parameter (InputError naming it and the fix), so that the
+    workflow can check its config before any job runs."""
     for step in steps:
         params = dict(step)
         name = params.pop("name", None)
@@ -170,11 +177,37 @@ def augment(images: np.ndarray, masks: np.ndarray, steps: list[dict], seed: int)
             raise InputError(
                 f"unknown augmentation '{name}'. Fix: use one of {sorted(AUGMENTATIONS)}."
             )
-        try:
-            images, masks = AUGMENTATIONS[name](images, masks, rng, **params)
-        except TypeError as error:
+        known = step_parameters(name)
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            valid = ", ".join(f"{key} (default {value})" for key, value in known.items())
             raise InputError(
-                f"augmentation '{name}' got bad parameters {params} ({error}). "
-                "Fix: see the augmentation list in config.yaml for its parameters."
-            ) from error
+                f"augmentation '{name}' has no parameter(s) {unknown}. "
+                f"Fix: use {valid or 'no parameters'}."
+            )
+        for key, value in params.items():
+            _check_step_value(name, key, value, known[key])
+
+
+def _check_step_value(name: str, key: str, value, default) -> None:
+    """A flag must be true or false; a number a number >= 0 (a probability at most 1)."""
+    if isinstance(default, bool):
+        wrong = not isinstance(value, bool)
+        wanted = "true or false"
+    else:
+        highest = 1 if key == "probability" else float("inf")
+        wrong = isinstance(value, bool) or not isinstance(value, int | float)
+        wrong = wrong or not 0 <= value <= highest
+        wanted = "a number from 0 to 1" if key == "probability" else "a number >= 0"
+    if wrong:
+        raise InputError(f"augmentation '{name}' has {key}: {value!r}. Fix: set {key} to {wanted}.")
+
+
+def augment(images: np.ndarray, masks: np.ndarray, steps: list[dict], seed: int) -> Arrays:
+    """Apply the configured augmentation steps in order: [{"name": ..., **params}, ...]."""
+    check_steps(steps)
+    rng = np.random.default_rng(seed)
+    for step in steps:
+        params = dict(step)
+        images, masks = AUGMENTATIONS[params.pop("name")](images, masks, rng, **params)
     return images, masks

@@ -462,22 +462,6 @@ def _epoch_timer():
     return EpochTimer()
 
 
-def compiled_member(member: dict, masks: np.ndarray, seed: int):
-    """The member's model, compiled exactly as train_member compiles it, and its targets."""
-    from marsseg.models.losses import make_loss
-    from marsseg.training import class_weights_for, compiled_model, setup_backend, targets_for
-
-    training = member["training"]
-    setup_backend(
-        seed, training.get("deterministic", False), training.get("mixed_precision", False)
-    )
-    num_classes = 2 if member["target"] == "big_rock" else 5
-    y = targets_for(masks, member["target"])
-    loss = make_loss(class_weights_for(member["loss"], y, num_classes), num_classes)
-    model = compiled_model(member["architecture"], member["params"], loss, training, num_classes)
-    return model, y
-
-
 def _bare_fit(model, x, y, epochs, batch_size):
     """model.fit on in-memory arrays, with no callback but the epoch timer, which it returns."""
     timer = _epoch_timer()
@@ -524,7 +508,7 @@ def bench_training(config, variants, data, n_images, repeats, rows) -> None:
     import keras
 
     from marsseg.io import save_arrays
-    from marsseg.training import images_to_input, micro_batch_size
+    from marsseg.training import compiled_member, images_to_input, micro_batch_size
 
     section = SECTIONS["training"]
     n_train = min(n_images, len(data["train_images"]))
@@ -545,7 +529,7 @@ def bench_training(config, variants, data, n_images, repeats, rows) -> None:
             member = members[0]
             seed = config["seeds"][0] + member["seed_offset"]
             per_pass = micro_batch_size(member["training"])
-            model, y = compiled_member(member, train_masks, seed)
+            model, y, *_ = compiled_member(member, train_masks, seed)
             _bare_fit(model, x, y, 1, per_pass)  # compiles the bare fit: untimed
             bare_epochs = _bare_epoch_after_each(model, x, y, per_pass)
             timer = _workflow_fit(
@@ -841,7 +825,7 @@ def main(argv: list[str] | None = None) -> None:
     if "prediction" in parts or "training" in parts:
         from marsseg.training import setup_backend
 
-        setup_backend(0)  # GPU memory growth before any model exists
+        setup_backend(0)  # seeds, before any model exists
     machine.update(machine_info())
     default_images = QUICK_IMAGES if args.quick else (0 if accelerators() else CPU_IMAGES)
     if "prediction" in parts:

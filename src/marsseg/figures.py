@@ -16,8 +16,10 @@ from matplotlib.ticker import MaxNLocator
 from marsseg import BIG_ROCK, NUM_CLASSES, SCORED_CLASSES
 from marsseg.io import atomic_path, load_arrays, load_json
 from marsseg.metrics import mean_iou
-from marsseg.synthetic_figure import LABEL_COLOURS, LABEL_NAMES
 
+# Fixed colours for labels 0-4: background, soil, bedrock, sand, big rock.
+LABEL_COLOURS = ("#000000", "#c8823c", "#8c8c8c", "#f0dc82", "#e6194b")
+LABEL_NAMES = ("background", "soil", "bedrock", "sand", "big rock")
 CLASS_CMAP = ListedColormap(LABEL_COLOURS)
 CLASS_NORM = BoundaryNorm(np.arange(-0.5, NUM_CLASSES + 0.5), CLASS_CMAP.N)
 DPI = 100

@@ -33,9 +33,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from the group
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def save_arrays(path: str | os.PathLike, **arrays: np.ndarray) -> None:
@@ -61,7 +68,7 @@ def load_json(path: str | os.PathLike):
 
 
 def _check_numeric(name: str, array: np.ndarray) -> None:
-    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+    if array.dtype.kind not in "iuf":  # numpy counts timedelta64 among its integers
         raise InputError(
             f"'{name}' has dtype {array.dtype}, which is not numeric. "
             "Fix: store images and masks as integer or float arrays (the course file uses float64)."
@@ -82,6 +89,14 @@ def validate_images(name: str, images: np.ndarray) -> np.ndarray:
         raise InputError(
             f"'{name}' has grey levels from {low:g} to {high:g}, outside 0-255. "
             "Fix: give 8-bit grey levels (0-255), as in the course file; do not pre-normalise."
+        )
+    fractional = np.issubdtype(images.dtype, np.floating) and not np.array_equal(
+        images, np.rint(images)
+    )
+    if fractional and high <= 1:
+        raise InputError(
+            f"'{name}' has grey levels from {low:g} to {high:g}: it looks normalised to 0-1. "
+            "Fix: give 8-bit grey levels (0-255), as in the course file (multiply by 255)."
         )
     return np.rint(images).astype(np.uint8)
 
@@ -114,9 +129,15 @@ def load_course_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
             f"raw data file '{path}' does not exist. Fix: set `raw_data` in config.yaml to the path "
             "of mars_for_students.npz, or to `synthetic` for the embedded synthetic dataset."
         )
+    if not zipfile.is_zipfile(path):  # an empty file, a .npy array, text...
+        raise InputError(
+            f"'{path}' is not an npz archive (the zip of arrays np.savez writes). "
+            "Fix: point `raw_data` at the course file mars_for_students.npz, or save your arrays "
+            "with np.savez(path, training_set=..., test_set=...)."
+        )
     try:
         data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise InputError(
             f"'{path}' is not a readable npz file ({error}). "
             "Fix: point `raw_data` at the course file mars_for_students.npz."
@@ -150,6 +171,11 @@ def load_course_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if len(training_set) == 0:
         raise InputError(
             "'training_set' holds no images. Fix: give at least a few labelled images."
+        )
+    if len(test_set) == 0:
+        raise InputError(
+            "'test_set' holds no images, so there is nothing to submit. "
+            "Fix: give the test images to predict (the course file has 10022)."
         )
     return {
         "train_images": validate_images("training_set[:, 0] (images)", training_set[:, 0]),

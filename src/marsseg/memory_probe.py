@@ -39,15 +39,14 @@ def peak_rss_mib() -> float:
 
 def probe_training(config: dict, variant: str, train_npz: str, val_npz: str, steps: int) -> dict:
     from marsseg.batches import predict_in_batches, training_batches
-    from marsseg.benchmark import compiled_member
     from marsseg.io import load_arrays
-    from marsseg.training import images_to_input, micro_batch_size
+    from marsseg.training import compiled_member, images_to_input, micro_batch_size
     from marsseg.variants import resolve_members
 
     member = resolve_members(config, variant)[0]
     train, val = load_arrays(train_npz), load_arrays(val_npz)
     val_x = images_to_input(val["images"])
-    model, y = compiled_member(member, train["masks"], seed=0)
+    model, y, *_ = compiled_member(member, train["masks"], seed=0)
     batch_size, per_pass = member["training"]["batch_size"], micro_batch_size(member["training"])
     batches = training_batches(train["images"], y, per_pass, seed=0)
     steps_per_epoch = steps * batch_size // per_pass

@@ -1,10 +1,13 @@
 """What every rule's script does around its one call: send stdout, stderr and logging into the
-rule's log file, and turn bad input into a short message on the terminal and a non-zero exit."""
+rule's log file, turn bad input into a short message on the terminal and a non-zero exit, and
+turn SIGTERM (Snakemake's or Slurm's stop: scancel, a time limit) into an ordinary exit, so that
+the step's temporary files (marsseg.io.atomic_path) are removed on the way out."""
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +24,7 @@ def logged_to(log_path: str):
     sys.stderr.flush()
     terminal = os.dup(2)
     saved_stdout = os.dup(1)
+    previous_sigterm = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with open(log_path, "a", buffering=1) as log_file:
         os.dup2(log_file.fileno(), 1)
         os.dup2(log_file.fileno(), 2)
@@ -40,9 +44,15 @@ def logged_to(log_path: str):
             logging.exception("failed")
             raise
         finally:
+            signal.signal(signal.SIGTERM, previous_sigterm)
             sys.stdout.flush()
             sys.stderr.flush()
             os.dup2(saved_stdout, 1)
             os.dup2(terminal, 2)
             os.close(saved_stdout)
             os.close(terminal)
+
+
+def _exit_on_sigterm(signum, frame):
+    """Python's default for SIGTERM ends the process on the spot, skipping `finally` blocks."""
+    raise SystemExit(128 + signum)

@@ -18,10 +18,6 @@ from marsseg.split import split_indices
 from marsseg.submission import read_submission, write_submission
 from marsseg.tables import best_row
 
-# Where the post-processed label maps of a variant, seed, test-time augmentation ("on" or "off")
-# and method lie (the rules' pattern).
-POSTPROCESSED = "results/postprocessed/{variant}/seed{seed}/tta_{tta}/{method}.npz"
-
 log = logging.getLogger(__name__)
 
 
@@ -125,13 +121,14 @@ def score(postprocessed_npz: str, val_npz: str, out_json: str) -> None:
     log.info("validation mean IoU %.4f", result["mean_iou"])
 
 
-def submission(table_csv: str, seed: int, out_csv: str, variant: str | None = None) -> None:
+def submission(
+    table_csv: str, postprocessed: dict, out_csv: str, variant: str | None = None
+) -> None:
     """The course CSV of the best row of the comparison table (of `variant`'s rows, if given):
-    that variant's test masks, post-processed by that method, from its first seed."""
+    its test masks, from `postprocessed`: (variant, tta "on"/"off", method) -> the label maps
+    of that row (the rule gives its first seed's)."""
     best = best_row(table_csv, variant)
-    source = POSTPROCESSED.format(
-        variant=best["variant"], seed=seed, tta=best["tta"], method=best["postprocessing"]
-    )
+    source = postprocessed[best["variant"], best["tta"], best["postprocessing"]]
     write_submission(out_csv, load_arrays(source)["test"])
     log.info("submission from %s", source)
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# Fixed colours for labels 0-4: background, soil, bedrock, sand, big rock.
-LABEL_COLOURS = ("#000000", "#c8823c", "#8c8c8c", "#f0dc82", "#e6194b")
-LABEL_NAMES = ("background", "soil", "bedrock", "sand", "big rock")
+from marsseg.figures import CLASS_CMAP, CLASS_NORM, LABEL_COLOURS, LABEL_NAMES
 
 
 def _pick(training_set: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -35,15 +33,12 @@ def plot_synthetic_vs_real(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.colors import BoundaryNorm, ListedColormap
     from matplotlib.patches import Patch
 
     rng = np.random.default_rng(seed)
     real_idx = _pick(real_training_set, n, rng)
     syn_idx = _pick(synthetic_training_set, n, rng)
     rows = max(len(real_idx), len(syn_idx))
-    cmap = ListedColormap(LABEL_COLOURS)
-    norm = BoundaryNorm(np.arange(-0.5, 5.5), cmap.N)
 
     fig, axes = plt.subplots(rows, 4, figsize=(10, 1.35 * rows + 0.8), squeeze=False)
     columns = [
@@ -66,7 +61,10 @@ def plot_synthetic_vs_real(
                 ax.set_ylabel(f"#{k}", fontsize=7)
             else:
                 ax.imshow(
-                    np.asarray(data[k, 1], float), cmap=cmap, norm=norm, interpolation="nearest"
+                    np.asarray(data[k, 1], float),
+                    cmap=CLASS_CMAP,
+                    norm=CLASS_NORM,
+                    interpolation="nearest",
                 )
             if row == 0:
                 ax.set_title(title, fontsize=9)
@@ -78,3 +76,22 @@ def plot_synthetic_vs_real(
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(out_png, dpi=80)
     plt.close(fig)
+
+
+def main(argv: list[str]) -> None:
+    """python -m marsseg.synthetic_figure REAL_NPZ OUT_PNG: the README's figure, from a
+    course-format npz and the synthetic default's generator (seed 0)."""
+    from marsseg.io import load_course_npz
+    from marsseg.synthetic import generate_course_dataset
+
+    real_npz, out_png = argv
+    real = load_course_npz(real_npz)
+    real_training_set = np.stack([real["train_images"], real["train_masks"]], axis=1)
+    synthetic_training_set, _, _ = generate_course_dataset(seed=0, n_test=1)
+    plot_synthetic_vs_real(synthetic_training_set, real_training_set, out_png)
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])

@@ -26,7 +26,8 @@ CPU_MICRO_BATCH_SIZE = 8
 
 
 def setup_backend(seed: int, deterministic: bool = False, mixed_precision: bool = False) -> str:
-    """Seed everything, turn on GPU memory growth (TensorFlow), and return the device in words."""
+    """Seed everything and return the device in words. (GPU memory growth: importing marsseg
+    sets TF_FORCE_GPU_ALLOW_GROWTH.)"""
     import keras
 
     backend = keras.backend.backend()
@@ -35,9 +36,6 @@ def setup_backend(seed: int, deterministic: bool = False, mixed_precision: bool 
         import tensorflow as tf
 
         gpus = tf.config.list_physical_devices("GPU")
-        for gpu in gpus:  # once per process: the runtime refuses it after it has started
-            if not tf.config.experimental.get_memory_growth(gpu):
-                tf.config.experimental.set_memory_growth(gpu, True)
         if deterministic:
             tf.config.experimental.enable_op_determinism()
         device = f"{len(gpus)} GPU(s)" if gpus else "cpu"
@@ -48,8 +46,8 @@ def setup_backend(seed: int, deterministic: bool = False, mixed_precision: bool 
 
 
 def accelerators() -> list[str]:
-    """The GPUs (or TPUs) Keras' backend sees: TensorFlow's without starting its runtime, so
-    that memory growth can still be set; JAX's through Keras. Other backends count as CPU."""
+    """The GPUs (or TPUs) Keras' backend sees: TensorFlow's without starting its runtime;
+    JAX's through Keras. Other backends count as CPU."""
     import keras
 
     backend = keras.backend.backend()
@@ -147,6 +145,25 @@ def compiled_model(architecture: str, params: dict, loss_fn, training: dict, num
     return model
 
 
+def compiled_member(member: dict, train_masks: np.ndarray, seed: int):
+    """A member as resolve_members gives it (architecture, params, loss, training, target),
+    seeded and compiled as train_member trains it (the benchmark's bare fit and the memory probe
+    build theirs with this too): the model, its training targets, the loss config with its class
+    weights resolved, the loss function, and the device in words."""
+    from marsseg.models.losses import make_loss
+
+    training, target = member["training"], member["target"]
+    device = setup_backend(
+        seed, training.get("deterministic", False), training.get("mixed_precision", False)
+    )
+    num_classes = 2 if target == "big_rock" else NUM_CLASSES
+    train_y = targets_for(train_masks, target)
+    loss = class_weights_for(member["loss"], train_y, num_classes)
+    loss_fn = make_loss(loss, num_classes=num_classes)
+    model = compiled_model(member["architecture"], member["params"], loss_fn, training, num_classes)
+    return model, train_y, loss, loss_fn, device
+
+
 def _validation_callback(val_x, val_y, loss_fn, batch_size: int, binary: bool):
     """One prediction pass over the validation set per epoch gives `val_loss` and `val_miou`
     (course-exact over classes 1-4; for the binary Big Rock helper, the IoU of Big Rock)."""
@@ -231,23 +248,23 @@ def train_member(
     import keras
 
     from marsseg.models import describe
-    from marsseg.models.losses import make_loss
 
-    device = setup_backend(
-        seed, training.get("deterministic", False), training.get("mixed_precision", False)
-    )
+    train, val = load_arrays(train_npz), load_arrays(val_npz)
+    member = {
+        "architecture": architecture,
+        "params": params,
+        "loss": loss,
+        "training": training,
+        "target": target,
+    }
+    model, train_y, loss, loss_fn, device = compiled_member(member, train["masks"], seed)
     log.info(
         "training %s (%s) seed %d: %s", architecture, describe(architecture, params), seed, device
     )
-    train, val = load_arrays(train_npz), load_arrays(val_npz)
-    num_classes = 2 if target == "big_rock" else NUM_CLASSES
     val_x = images_to_input(val["images"])
-    train_y, val_y = targets_for(train["masks"], target), targets_for(val["masks"], target)
-    loss = class_weights_for(loss, train_y, num_classes)
+    val_y = targets_for(val["masks"], target)
     log.info("%d training and %d validation images; loss %s", len(train_y), len(val_x), loss)
 
-    loss_fn = make_loss(loss, num_classes=num_classes)
-    model = compiled_model(architecture, params, loss_fn, training, num_classes)
     checkpoint_dir = Path(checkpoint_dir)
     history_csv = checkpoint_dir / "history.csv"
     checkpoint = checkpoint_dir / "checkpoint.npz"

@@ -31,6 +31,18 @@ SEARCH_SPACE_KEYS = {
 }
 
 
+def check_search_space(space: dict) -> None:
+    """Each range must be [low, high] with low < high, and low > 0 where drawn on a log scale
+    (ValueError naming the key and the fix): Optuna would refuse it only at the first trial."""
+    for key, (low, high) in space.items():
+        if low >= high or (SEARCH_SPACE_KEYS[key] and low <= 0):
+            positive = " with low > 0 (drawn on a log scale)" if SEARCH_SPACE_KEYS[key] else ""
+            raise ValueError(
+                f"config: tuning.search_space.{key} is [{low}, {high}]. "
+                f"Fix: give [low, high] with low < high{positive}."
+            )
+
+
 def trial_settings(suggest, settings: dict, space: dict) -> tuple[dict, dict]:
     """(member settings with the trial's values filled in, the values drawn).
 

@@ -21,14 +21,35 @@ def resolve_members(config: dict, variant: str) -> list[dict]:
                 f"micro_batch_size {micro}, which does not divide {batch}. Fix: set "
                 "training.micro_batch_size to a divisor of batch_size, or to auto or null."
             )
+        target = settings.get("target", "classes")
+        loss = copy.deepcopy(overrides.get("loss", settings["loss"]))
+        _check_class_weights(variant, loss, num_classes=2 if target == "big_rock" else 5)
         resolved.append(
             {
                 "architecture": overrides.get("architecture", settings["architecture"]),
                 "params": copy.deepcopy(overrides.get("params", settings.get("params", {}))),
-                "loss": copy.deepcopy(overrides.get("loss", settings["loss"])),
+                "loss": loss,
                 "training": training,
                 "seed_offset": overrides.get("seed_offset", 1000 * index),
-                "target": settings.get("target", "classes"),
+                "target": target,
             }
         )
     return resolved
+
+
+def _check_class_weights(variant: str, loss: dict, num_classes: int) -> None:
+    """A list of class weights needs one weight per class the variant predicts: refused when the
+    config is read, not when its training starts."""
+    for part in [loss, *loss.get("components", [])]:
+        weights = part.get("class_weights")
+        if isinstance(weights, list) and len(weights) != num_classes:
+            classes = (
+                "[not big rock, big rock]"
+                if num_classes == 2
+                else "[bg, soil, bedrock, sand, big rock]"
+            )
+            raise ValueError(
+                f"config: variant '{variant}' has {len(weights)} class_weights {weights} for a "
+                f"model of {num_classes} classes. Fix: give {num_classes} weights, {classes}, "
+                "or class_weights: inverse_frequency."
+            )

@@ -1,6 +1,7 @@
 import os
 import sys
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 # The Snakefile reads architecture names from the project's package (keras-free part). The rules'
@@ -8,10 +9,16 @@ from snakemake.utils import validate
 # env's post-deploy script for --sdm conda.
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
-from marsseg.models import ARCHITECTURE_NAMES, describe  # noqa: E402
+from marsseg.augment import check_steps  # noqa: E402
+from marsseg.config_errors import schema_error_message  # noqa: E402
+from marsseg.models import ARCHITECTURE_NAMES, describe, resolve_params  # noqa: E402
+from marsseg.tuning import check_search_space  # noqa: E402
 from marsseg.variants import resolve_members  # noqa: E402
 
-validate(config, workflow.source_path("../schemas/config.schema.yaml"))
+try:
+    validate(config, workflow.source_path("../schemas/config.schema.yaml"))
+except WorkflowError as error:  # raised while handling jsonschema's ValidationError
+    raise ValueError(schema_error_message(error.__context__)) from None
 
 
 def check_raw_data():
@@ -20,6 +27,13 @@ def check_raw_data():
         raise ValueError(
             f"config: raw_data '{path}' does not exist. Fix: set raw_data to the path of "
             "mars_for_students.npz (or another course-format npz), or to `synthetic`."
+        )
+    synthetic = config["synthetic"]
+    if path == "synthetic" and synthetic["n_aliens"] >= synthetic["n_train"]:
+        raise ValueError(
+            f"config: synthetic.n_aliens ({synthetic['n_aliens']}) leaves no real images among "
+            f"synthetic.n_train ({synthetic['n_train']}). Fix: make n_aliens smaller than "
+            "n_train (the course file: 110 of 2615)."
         )
 
 
@@ -31,6 +45,12 @@ def check_variants():
                     f"config: variant '{name}' names architecture '{member['architecture']}', "
                     f"which does not exist. Fix: use one of {', '.join(ARCHITECTURE_NAMES)}."
                 )
+            try:
+                resolve_params(member["architecture"], member["params"])
+            except ValueError as error:
+                raise ValueError(
+                    f"config: variant '{name}': {error}. Fix: correct variants.{name}.params."
+                ) from None
     for name, variant in config["variants"].items():
         helper = variant.get("big_rock_helper", {}).get("variant")
         if (
@@ -48,6 +68,17 @@ def check_variants():
         raise ValueError(
             f"config: run_variants lists unknown variant(s) {unknown}. "
             f"Fix: use names defined under `variants:` or `ensembles:` ({', '.join(known)})."
+        )
+    scored = [
+        name
+        for name in known
+        if config["variants"].get(name, {}).get("target", "classes") == "classes"
+    ]
+    if config["run_variants"] and not set(config["run_variants"]) & set(scored):
+        raise ValueError(
+            f"config: run_variants {config['run_variants']} names no scored variant (a "
+            "`target: big_rock` helper is trained only for the variants that use it). "
+            f"Fix: add one of {', '.join(scored)}."
         )
     for name, parts in config["ensembles"].items():
         if name in config["variants"]:
@@ -114,6 +145,7 @@ def variant_features(variant):
 
 check_raw_data()
 check_variants()
+check_steps(config["augmentation"]["steps"])
 
 VARIANTS = list(config["variants"])  # everything that can be trained
 SCORED_VARIANTS = [
@@ -232,17 +264,6 @@ def comparison_inputs(wildcards):
     )
 
 
-def postprocessed_files(variant, seed):
-    """The variant's post-processed label maps of one seed, for every tta and method."""
-    return expand(
-        "results/postprocessed/{variant}/seed{seed}/tta_{tta}/{method}.npz",
-        variant=variant,
-        seed=seed,
-        tta=TTA,
-        method=METHODS,
-    )
-
-
 # The report's figures (workflow/rules/report.smk): each takes the rule's wildcards and returns
 # label -> file(s); the `_files` twins list those files as the rule's input.
 def method_label(tta, method):
@@ -297,8 +318,25 @@ def figure_histories_files(wildcards):
     return list(figure_histories(wildcards).values())
 
 
+def submission_sources(variants):
+    """(variant, tta, method) -> the first seed's post-processed label maps: the rows of the
+    comparison table a submission can come from."""
+    return {
+        (variant, tta, method): (
+            f"results/postprocessed/{variant}/seed{SEEDS[0]}/tta_{tta}/{method}.npz"
+        )
+        for variant in variants
+        for tta in TTA
+        for method in METHODS
+    }
+
+
+def variant_submission_sources(wildcards):
+    return submission_sources([wildcards.variant])
+
+
 def variant_postprocessed_files(wildcards):
-    return postprocessed_files(wildcards.variant, SEEDS[0])
+    return list(variant_submission_sources(wildcards).values())
 
 
 def tta_on(wildcards):
@@ -321,3 +359,20 @@ def final_outputs():
     if SYNTHETIC:
         outputs.append("results/submission_score.json")
     return outputs
+
+
+def tuned_variants_outputs(wildcards):
+    """What the `tuning` target asks for; checked only when it is asked for."""
+    tuned = config["tuning"]["variants"]
+    unknown = [name for name in tuned if name not in SCORED_VARIANTS]
+    if unknown:
+        raise ValueError(
+            f"config: tuning.variants lists {unknown}, which are not trained variants. "
+            f"Fix: use names defined under `variants:` ({', '.join(SCORED_VARIANTS)})."
+        )
+    check_search_space(config["tuning"]["search_space"])
+    return expand("results/tuning/{variant}/best.yaml", variant=tuned)
+
+
+def first_member_settings(wildcards):
+    return members(wildcards.variant)[0]

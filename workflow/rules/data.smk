@@ -1,4 +1,4 @@
-# Every rule's mem_mb and runtime (minutes) hold at course size: measured peaks 0.2-1.6 GB and
+# Every rule's mem_mb and runtime (minutes) hold at course size: measured peaks 0.06-1.6 GB and
 # under a minute each (README, Benchmark).
 
 

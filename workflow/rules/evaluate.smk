@@ -73,7 +73,7 @@ rule comparison_table:
 rule submission:
     input:
         table="results/comparison.csv",
-        postprocessed=[p for v in PREDICTED for p in postprocessed_files(v, SEEDS[0])],
+        postprocessed=list(submission_sources(PREDICTED).values()),
     output:
         "results/submission.csv",
     log:
@@ -86,7 +86,7 @@ rule submission:
         mem_mb=1500,
         runtime=10,
     params:
-        seed=SEEDS[0],
+        postprocessed=submission_sources(PREDICTED),
     script:
         "../scripts/submission.py"
 
@@ -108,7 +108,7 @@ rule variant_submission:
         mem_mb=1500,
         runtime=10,
     params:
-        seed=SEEDS[0],
+        postprocessed=variant_submission_sources,
     script:
         "../scripts/submission.py"
 

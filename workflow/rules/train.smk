@@ -15,8 +15,9 @@ rule train:
     resources:
         gpu=1,
         # At course size on a CPU, in passes of 8 images (micro_batch_size: auto), the peak is
-        # 1.8-2.4 GB; whole batches there take 3.1 GB (unet) to 11.1 GB (multipath, 128): for
-        # micro_batch_size: null on a CPU, --set-resources train:mem_mb=12000. A GPU keeps the
+        # 1.7-2.4 GB; whole batches there take 2.7 GB (separate) to 4.3 GB (parallel_symmetric)
+        # and 11.3 GB (multipath, batch 128): for micro_batch_size: null on a CPU,
+        # --set-resources train:mem_mb=12000. A GPU keeps the
         # activations in its own memory; the rest is headroom for its runtime libraries. A
         # training longer than 12 h is resubmitted and resumes (profiles/slurm: retries).
         mem_mb=6000,
@@ -47,8 +48,9 @@ rule predict:
         "../../envs/train.yaml"
     resources:
         gpu=1,
-        # Course size on a CPU, with TTA, 64 images per pass: 1.5 GB (unet) to 2.0 GB
-        # (multipath); headroom for a GPU's runtime libraries.
+        # Course size on a CPU, with TTA, 64 images per pass: 1.6 GB (unet) to 2.5 GB
+        # (multipath) for 256 test images, plus 0.3 GB of label maps for all 10022 (TTA doubles
+        # them); headroom for a GPU's runtime libraries.
         mem_mb=4000,
         runtime=120,
     params:

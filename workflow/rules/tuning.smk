@@ -3,19 +3,10 @@
 #   snakemake --cores 8 --resources gpu=1 tuning
 # and copy results/tuning/{variant}/best.yaml's values into config.yaml.
 
-unknown = [v for v in config["tuning"]["variants"] if v not in SCORED_VARIANTS]
-if unknown:
-    raise ValueError(
-        f"config: tuning.variants lists {unknown}, which are not trained variants. "
-        f"Fix: use names defined under `variants:` ({', '.join(SCORED_VARIANTS)})."
-    )
-
 
 rule tuning:
     input:
-        expand(
-            "results/tuning/{variant}/best.yaml", variant=config["tuning"]["variants"]
-        ),
+        tuned_variants_outputs,
 
 
 rule tune:
@@ -37,7 +28,7 @@ rule tune:
         mem_mb=6000,
         runtime=1440,
     params:
-        settings=lambda wildcards: members(wildcards.variant)[0],
+        settings=first_member_settings,
         space=config["tuning"]["search_space"],
         n_trials=config["tuning"]["n_trials"],
         epochs=config["tuning"]["epochs"],

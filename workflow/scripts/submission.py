@@ -4,7 +4,7 @@ from marsseg.steps import submission
 with logged_to(snakemake.log[0]):
     submission(
         snakemake.input.table,
-        snakemake.params.seed,
+        snakemake.params.postprocessed,
         snakemake.output[0],
         snakemake.wildcards.get("variant"),
     )

@@ -29,8 +29,15 @@ def unet_features(x, p: dict, filters: Sequence[int], prefix: str = ""):
         skips.append(x)
         x = blocks.downsample(x, f"{prefix}enc{i}")
     x = blocks.conv_block(x, 2 * filters[-1], f"{prefix}bottleneck", k, p["dilation_rates"], norm)
+    return decoder(x, [[skip] for skip in skips], filters, p, prefix)
+
+
+def decoder(x, skips: Sequence[Sequence], filters: Sequence[int], p: dict, prefix: str = ""):
+    """From the deepest level up: bilinear upsampling, concatenation with that level's skip
+    tensors (`skips[i]`: a list, one per encoder path), two conv-norm-ReLU and dropout."""
+    k, norm = p["kernel_size"], p["normalization"]
     for i in range(len(filters), 0, -1):
-        x = blocks.upsample_concat(x, [skips[i - 1]], f"{prefix}dec{i}")
+        x = blocks.upsample_concat(x, skips[i - 1], f"{prefix}dec{i}")
         x = blocks.conv_block(x, filters[i - 1], f"{prefix}dec{i}", k, (1, 1), norm)
         x = blocks.dropout(x, p["dropout"], f"{prefix}dec{i}")
     return x
@@ -110,10 +117,7 @@ def build_multipath(p: dict, input_shape, num_classes: int) -> keras.Model:
     x = layers.Concatenate(name="bottleneck_concat")(list(paths.values()))
     x = blocks.squeeze_excite(x, 4 * filters[-1], "bottleneck_se", p["se_ratio"])
     x = blocks.conv_block(x, 2 * filters[-1], "bottleneck", k, (1, 1), norm)
-    for i in range(len(filters), 0, -1):
-        x = blocks.upsample_concat(x, skips[i - 1], f"dec{i}")
-        x = blocks.conv_block(x, filters[i - 1], f"dec{i}", k, (1, 1), norm)
-        x = blocks.dropout(x, p["dropout"], f"dec{i}")
+    x = decoder(x, skips, filters, p)
     x = blocks.logits_head(x, num_classes, "logits")
     return keras.Model(inputs, blocks.softmax(x), name="multipath")
 
