@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: setup run demo report test lint clean bench bench-course
+.PHONY: setup run demo report demo-report test lint clean bench bench-course
 
 setup: $(VENV)/installed.stamp
 
@@ -23,8 +23,13 @@ run: setup
 demo: setup
 	$(SNAKEMAKE) --profile profiles/cpu-demo
 
+# The report's HTML page of a finished run: `make report` after `make run`, `make demo-report`
+# after `make demo` (each run's config decides which figures the page holds).
 report: setup
 	$(SNAKEMAKE) --profile profiles/local --report results/report.html
+
+demo-report: setup
+	$(SNAKEMAKE) --profile profiles/cpu-demo --report results/report.html
 
 # Speed and memory on course-size synthetic data: results/benchmark.md and .csv (issue 7).
 # Extra options through BENCH_ARGS, e.g. make bench BENCH_ARGS="--quick" (see --help).

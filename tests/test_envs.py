@@ -20,7 +20,8 @@ RULES = REPO / "workflow" / "rules"
 PACKAGE = REPO / "src"
 # import name -> package name, where they differ
 PACKAGE_NAMES = {"sklearn": "scikit-learn", "yaml": "pyyaml"}
-NOT_PACKAGES = {"python", "pip"}
+# The interpreter, and what the post-deploy script needs to install this package into the env
+NOT_PACKAGES = {"python", "pip", "setuptools"}
 
 
 def rules_with_envs() -> dict[str, tuple[Path, Path]]:
@@ -106,3 +107,20 @@ def test_the_import_scan_finds_real_imports(module):
     scripts = {script.name: script for _, script in rules_with_envs().values()}
     assert module in third_party_imports(scripts["train.py"])
     assert "keras" not in third_party_imports(scripts["split.py"])
+
+
+def test_every_env_can_build_this_package_in_its_post_deploy_script():
+    """Each env's post-deploy script runs `pip install --no-build-isolation -e .`: without
+    build isolation pip takes pyproject.toml's build backend from the env itself."""
+    backend = re.search(r'requires = \["(\w+)', (REPO / "pyproject.toml").read_text())[1]
+    for env_file in sorted((REPO / "envs").glob("*.yaml")):
+        script = env_file.with_suffix(".post-deploy.sh").read_text()
+        assert "--no-build-isolation -e" in script, env_file.name
+        names = {
+            re.split(r"[=<>]", d)[0]
+            for d in yaml.safe_load(env_file.read_text())["dependencies"]
+            if isinstance(d, str)
+        }
+        assert backend in names, (
+            f"{env_file.name} lacks {backend}, which the post-deploy build needs"
+        )

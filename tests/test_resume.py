@@ -68,4 +68,8 @@ def test_killed_training_resumes_from_its_last_epoch(tmp_path):
     assert info["resumed_from_epoch"] == killed_at and info["epochs_run"] == EPOCHS
     history = (tmp_path / "history.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in history[1:]] == [str(e) for e in range(EPOCHS)]
+    # The training time counts the epochs before the kill too.
+    column = history[0].split(",").index("epoch_seconds")
+    epoch_seconds = [float(line.split(",")[column]) for line in history[1:]]
+    assert info["train_seconds"] == pytest.approx(sum(epoch_seconds), abs=0.01)
     assert not (tmp_path / "checkpoint").exists()  # cleaned up after a successful run

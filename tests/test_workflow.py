@@ -52,6 +52,13 @@ def test_comparison_table_rows_and_values(tiny_run):
         ]
         assert row.miou_mean == pytest.approx(np.mean(per_seed), abs=1e-6)
         assert row.miou_std == pytest.approx(np.std(per_seed, ddof=1), abs=1e-6)
+        epoch_seconds = [  # training time: every epoch of the history, training + validation
+            pd.read_csv(tiny_run / f"results/training/unet/seed{s}/member0_history.csv")[
+                "epoch_seconds"
+            ].sum()
+            for s in (1, 2)
+        ]
+        assert row.train_seconds_mean == pytest.approx(np.mean(epoch_seconds), abs=0.01)
     assert table.miou_mean.is_monotonic_decreasing
     markdown = (tiny_run / "results" / "comparison.md").read_text()
     assert markdown.count("| unet |") == 3 and markdown.count("(n=2)") == 3

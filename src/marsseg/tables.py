@@ -16,17 +16,15 @@ IOU_COLUMNS = [f"iou_{CLASS_NAMES[c]}" for c in SCORED_CLASSES]
 TITLE = "Comparison of variants (validation split, course-exact mean IoU over classes 1-4)"
 
 
-def _benchmark(path: str) -> dict:
-    """Seconds and peak RSS (MB) from a Snakemake benchmark file."""
-    row = pd.read_csv(path, sep="\t").iloc[0]
-    return {"seconds": float(row["s"]), "max_rss_mb": float(row["max_rss"])}
+def _peak_rss_mb(benchmark_tsv: str) -> float:
+    """Peak RSS (MB) from a Snakemake benchmark file."""
+    return float(pd.read_csv(benchmark_tsv, sep="\t").iloc[0]["max_rss"])
 
 
 def read_record(record: dict) -> dict:
     """One (variant, seed, tta, method) result from its score JSON, member infos and benchmarks."""
     score = load_json(record["score"])
     infos = [load_json(path) for path in record["infos"]]
-    benchmarks = [_benchmark(path) for path in record["benchmarks"]]
     row = {
         "variant": record["variant"],
         "features": record["features"],
@@ -36,8 +34,8 @@ def read_record(record: dict) -> dict:
         "miou": score["mean_iou"],
         "parameters": sum(info["parameter_count"] for info in infos),
         "epochs": sum(info["epochs_run"] for info in infos),
-        "train_seconds": sum(b["seconds"] for b in benchmarks),
-        "train_peak_mb": max((b["max_rss_mb"] for b in benchmarks), default=float("nan")),
+        "train_seconds": sum(info["train_seconds"] for info in infos),
+        "train_peak_mb": max(map(_peak_rss_mb, record["benchmarks"]), default=float("nan")),
     }
     for c, column in zip(SCORED_CLASSES, IOU_COLUMNS, strict=True):
         row[column] = score["per_class_iou"][str(c)]

@@ -332,6 +332,9 @@ def train_member(
         "epochs_run": len(history),
         "resumed_from_epoch": resumed_from,
         "best_val_miou": best_miou,
+        # Every epoch's training and validation, those before a resume included (the history
+        # keeps them); the comparison table's training time.
+        "train_seconds": round(sum(float(row["epoch_seconds"]) for row in history), 2),
         "train_seconds_this_run": round(train_seconds, 2),
         "images_per_second": round(
             len(train_y) * max(len(history) - resumed_from, 0) / max(train_seconds, 1e-9), 1

@@ -1,6 +1,6 @@
 # Optional, not part of `rule all`: seed 001's Optuna search over one variant's learning rate,
 # weight decay, focal gamma and Big Rock weight. Run it with
-#   snakemake --cores 8 --resources gpu=1 tuning
+#   snakemake tuning --cores 8 --resources gpu=1
 # and copy results/tuning/{variant}/best.yaml's values into config.yaml.
 
 
