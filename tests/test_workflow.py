@@ -144,12 +144,12 @@ def test_every_rule_wrote_its_log_and_outliers_were_removed(tiny_run):
         "score/unet/seed1/tta_off/none.log",
         "comparison_table.log",
         "submission.log",
-        "submissions/unet.log",
-        "figures/predictions/unet.log",
-        "figures/training_curves/unet.log",
-        "figures/confusion/unet.log",
-        "figures/class_distribution.log",
-        "figures/outliers.log",
+        "variant_submission/unet.log",
+        "figure_predictions/unet.log",
+        "figure_training_curves/unet.log",
+        "figure_confusion/unet.log",
+        "figure_class_distribution.log",
+        "figure_outliers.log",
     ]:
         assert expected in logs
     assert "val_miou" in (tiny_run / "logs/train/unet/seed1/member0.log").read_text()

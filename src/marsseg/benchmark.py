@@ -7,8 +7,9 @@ overhead, prediction images/second with and without TTA, and training images/sec
 workflow's path (`train_member`: its data feeding, the per-epoch validation pass, checkpoints and
 the other callbacks) against a bare `model.fit` of the same compiled model on the same in-memory
 arrays. Each number is the median of `--repeats` runs, with min and max; for training a repeat is
-one epoch, after a first epoch (compilation) that neither side counts, and the bare epochs run
-both before and after the rule's. The data steps, post-processing and scoring run at course size;
+one epoch, after a first epoch (compilation) that neither side counts, and a bare epoch runs
+right after each of the rule's. Peak memory is one reading per variant and rule (a fresh
+process each). The data steps, post-processing and scoring run at course size;
 without an accelerator, training and prediction take the first 1024 images (a CPU needs hours for
 every variant at course size; `--train-images 0 --predict-images 0` for all).
 
@@ -46,7 +47,6 @@ from marsseg.training import accelerators
 from marsseg.variants import resolve_members
 
 REPO = Path(__file__).resolve().parents[2]
-TINY_CONFIG = REPO / "tests" / "configs" / "tiny.yaml"
 PARTS = ("data", "postprocess", "dryrun", "noop", "memory", "prediction", "training")
 SECTIONS = {
     "data": "Data steps (package functions, in memory)",
@@ -61,6 +61,8 @@ COLUMNS += ["goal", "ok", "note"]
 QUICK_SYNTHETIC = {"n_train": 96, "n_test": 64, "n_aliens": 4}
 QUICK_IMAGES = 64  # training and prediction images in --quick mode
 CPU_IMAGES = 1024  # without an accelerator, the default cap on training and prediction images
+# Environment variables the benchmark sets for its own process only (see main).
+BENCHMARK_ONLY_SETTINGS: set[str] = set()
 RSS_GOAL_MIB = 3072
 PROBE_TRAINING_STEPS = 4  # batches each memory probe trains (the peak comes with the first)
 PROBE_PREDICT_IMAGES = 256  # test images each memory probe predicts: one chunk of predict_labels
@@ -125,9 +127,16 @@ def load_config(path: str | Path) -> dict:
     return config
 
 
+def child_environment() -> dict[str, str]:
+    """The environment of the processes the benchmark measures (Snakemake, memory probes): the
+    user's, with the virtualenv's bin first on PATH, without the benchmark's own settings."""
+    env = {k: v for k, v in os.environ.items() if k not in BENCHMARK_ONLY_SETTINGS}
+    return {**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"}
+
+
 def snakemake(workdir: Path, *args: str) -> tuple[float, str]:
     """Run the Snakemake CLI on the repository's Snakefile in `workdir`: (seconds, output)."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = child_environment()
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
     command += ["--directory", str(workdir), *args]
     start = time.perf_counter()
@@ -159,7 +168,10 @@ def machine_info() -> dict[str, str]:
     if shutil.which("nvidia-smi"):
         query = ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"]
         result = subprocess.run(query, capture_output=True, text=True)
-        gpus = "; ".join(result.stdout.strip().splitlines()) or gpus
+        if result.returncode == 0:
+            gpus = "; ".join(result.stdout.strip().splitlines()) or gpus
+        else:
+            gpus = f"nvidia-smi failed (exit {result.returncode}): {result.stdout.strip()[:120]}"
     backend = keras.backend.backend()
     versions = [f"Python {platform.python_version()}", f"Keras {keras.__version__}"]
     if backend != "numpy":
@@ -302,32 +314,35 @@ def bench_dryrun(config_path: Path, repeats: int, rows: list) -> None:
     )
 
 
-def bench_noop(quick: bool, repeats: int, rows: list) -> None:
-    """A rerun of a completed run, nothing to do: the tiny test config run once, then timed."""
-    config = yaml.safe_load(TINY_CONFIG.read_text())
-    if quick:  # the smallest complete run: one seed, one epoch, one method
-        config["seeds"] = config["seeds"][:1]
-        config["training"]["epochs"] = 1
-        config["postprocessing"] = {"methods": ["none"]}
-    cores = str(os.cpu_count())
+def bench_noop(config_path: Path, repeats: int, rows: list) -> None:
+    """A rerun with everything up to date, on the config's whole DAG: every output Snakemake
+    plans (`--summary`) is made an empty file and `--touch` records the jobs as done; then
+    `snakemake` is timed finding nothing to do."""
+    gpu = ("--resources", "gpu=1")
     with tempfile.TemporaryDirectory(prefix="marsseg-bench-") as tmp:
         workdir = Path(tmp)
-        (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-        first, _ = snakemake(workdir, "--cores", cores, "--resources", "gpu=1")
-        outputs = []
-
-        def rerun():
-            outputs.append(snakemake(workdir, "--cores", cores, "--resources", "gpu=1")[1])
-
-        seconds = timed(rerun, repeats)
-    if not all("Nothing to be done" in output for output in outputs):
-        raise RuntimeError(f"the rerun was not a no-op:\n{outputs[-1][-3000:]}")
-    note = (
-        f"tiny config (tests/configs/tiny.yaml{', reduced' if quick else ''}) run once first "
-        f"({first:.0f} s), then rerun with everything up to date"
-    )
+        shutil.copy(config_path, workdir / "config.yaml")
+        planned = snakemake(workdir, "--summary")[1].splitlines()
+        outputs = [line.split("\t")[0] for line in planned if line.count("\t") >= 5][1:]
+        for output in outputs:
+            (workdir / output).parent.mkdir(parents=True, exist_ok=True)
+            (workdir / output).touch()
+        snakemake(workdir, "--touch", "--cores", "1", *gpu)
+        reruns = []
+        seconds = timed(lambda: reruns.append(snakemake(workdir, "--cores", "1", *gpu)[1]), repeats)
+    if not all("Nothing to be done" in output for output in reruns):
+        raise RuntimeError(f"the rerun was not a no-op:\n{reruns[-1][-3000:]}")
+    note = f"{len(outputs)} outputs of the whole DAG up to date (made by --touch)"
     rows.append(
-        summary(SECTIONS["snakemake"], "no-op rerun", seconds, "s", "tiny", goal="<= 3", note=note)
+        summary(
+            SECTIONS["snakemake"],
+            "no-op rerun",
+            seconds,
+            "s",
+            config_path.name,
+            goal="<= 3",
+            note=note,
+        )
     )
 
 
@@ -366,7 +381,9 @@ def bench_memory(config, variants, data, rows, quick: bool) -> None:
             for rule, mode, first, second, number in probes:
                 command = [sys.executable, "-m", "marsseg.memory_probe", mode, str(config_file)]
                 command += [variant, first, second, str(number)]
-                done = subprocess.run(command, capture_output=True, text=True)
+                done = subprocess.run(
+                    command, capture_output=True, text=True, env=child_environment()
+                )
                 if done.returncode != 0:
                     raise RuntimeError(f"memory probe {mode} {variant} failed:\n{done.stderr}")
                 measured = json.loads(done.stdout.strip().splitlines()[-1])
@@ -374,7 +391,10 @@ def bench_memory(config, variants, data, rows, quick: bool) -> None:
                     batch = _batch_words(measured["batch_size"], measured["micro_batch_size"])
                     size = f"{len(data['train_images'])} train images, {number} batches ({batch})"
                 else:
-                    size = f"{len(data['test_images'])} test images, {number} predicted with TTA"
+                    size = (
+                        f"{len(data['test_images'])} test images, {number} predicted with TTA, "
+                        f"label maps of all held ({measured['label_maps_mib']} MiB)"
+                    )
                 rows.append(
                     summary(
                         section,
@@ -384,7 +404,7 @@ def bench_memory(config, variants, data, rows, quick: bool) -> None:
                         size,
                         variant=variant,
                         goal=f"<= {RSS_GOAL_MIB}",
-                        note=f"{measured['seconds']:.0f} s",
+                        note=f"one reading (a fresh process's peak; {measured['seconds']:.0f} s)",
                     )
                 )
 
@@ -557,16 +577,21 @@ def bench_training(config, variants, data, n_images, repeats, rows) -> None:
             ):
                 rate = rates(n_train, seconds)
                 rows.append(summary(section, name, rate, "images/s", size, variant, note=text))
-            for name, bare_seconds, workflow_seconds, text in (
-                ("ratio train_member / bare", bare, workflow, "wall time"),
-                (
-                    "ratio train_member / bare, CPU time",
-                    bare_cpu,
-                    workflow_cpu,
-                    "CPU seconds of the process (all threads): the work per image, whatever "
-                    "share of the cores the machine gives it at the time",
-                ),
-            ):
+            # The goal is the wall-time ratio's; the CPU-time ratio (a CPU only: a GPU's work is
+            # not the process's CPU time) and the within-epoch share below explain it.
+            ratios = [("ratio train_member / bare", bare, workflow, "wall time", ">= 0.95")]
+            if not accelerators():
+                ratios.append(
+                    (
+                        "ratio train_member / bare, CPU time",
+                        bare_cpu,
+                        workflow_cpu,
+                        "CPU seconds of the process (all threads): the work per image, "
+                        "whatever share of the cores the machine gives it at the time",
+                        "",
+                    )
+                )
+            for name, bare_seconds, workflow_seconds, text, goal in ratios:
                 overhead = statistics.median(
                     w - b for b, w in zip(bare_seconds, workflow_seconds, strict=True)
                 )
@@ -578,7 +603,7 @@ def bench_training(config, variants, data, n_images, repeats, rows) -> None:
                         "",
                         size,
                         variant=variant,
-                        goal=">= 0.95",
+                        goal=goal,
                         note=(
                             f"per pair of epochs run one after the other, {text}; train_member "
                             f"takes {overhead:+.2f} s more per epoch (median of the pairs)"
@@ -590,12 +615,11 @@ def bench_training(config, variants, data, n_images, repeats, rows) -> None:
             rows.append(
                 summary(
                     section,
-                    "ratio, within the rule's epochs",
+                    "share of the rule's epochs in training steps",
                     [step / epoch for step, epoch in zip(steps, workflow, strict=True)],
                     "",
                     size,
                     variant=variant,
-                    goal=">= 0.95",
                     note="training steps / whole epoch (validation pass, checkpoint, history)",
                 )
             )
@@ -674,13 +698,15 @@ def course_run(
 
 def rule_benchmarks(workdir: Path) -> tuple[list[dict], list[str]]:
     """One record per `benchmark:` file of a run in `workdir` (runtime, peak RSS), and the rules
-    that logged but wrote no benchmark file."""
+    that logged but wrote no benchmark file. Every rule's benchmark and log paths start with the
+    rule's name. A job Snakemake took no memory sample of (NA) gets no peak and no verdict."""
     records = []
     for tsv in sorted((workdir / "benchmarks").rglob("*.tsv")):
         with open(tsv, newline="") as handle:
             measured = next(csv.DictReader(handle, delimiter="\t"))
         job = tsv.relative_to(workdir / "benchmarks").with_suffix("").as_posix()
-        rss = float(measured["max_rss"]) if measured["max_rss"] not in ("", "NA", "-") else 0.0
+        sampled = measured["max_rss"] not in ("", "NA", "-")
+        rss = float(measured["max_rss"]) if sampled else "n/a"
         records.append(
             {
                 "job": job,
@@ -688,7 +714,7 @@ def rule_benchmarks(workdir: Path) -> tuple[list[dict], list[str]]:
                 "seconds": float(measured["s"]),
                 "max_rss_mib": rss,
                 "cpu_time_s": measured.get("cpu_time", ""),
-                "ok": "yes" if rss <= RSS_GOAL_MIB else "no",
+                "ok": ("yes" if rss <= RSS_GOAL_MIB else "no") if sampled else "",
             }
         )
     logged = {
@@ -774,8 +800,11 @@ def main(argv: list[str] | None = None) -> None:
     }
 
     # JAX would otherwise reserve most of a GPU's memory the first time this process asks which
-    # devices there are, leaving little to the memory probes and the course run's jobs.
-    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    # devices there are, leaving little to the memory probes and the course run's jobs (which
+    # run with the user's own setting: child_environment).
+    if "XLA_PYTHON_CLIENT_PREALLOCATE" not in os.environ:
+        os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+        BENCHMARK_ONLY_SETTINGS.add("XLA_PYTHON_CLIENT_PREALLOCATE")
     if args.course_run:
         workdir = args.workdir or args.out_dir / "bench_run"
         cpu_only = not accelerators()
@@ -817,7 +846,7 @@ def main(argv: list[str] | None = None) -> None:
         bench_dryrun(args.config, repeats, rows)
         save()
     if "noop" in parts:
-        bench_noop(args.quick, repeats, rows)
+        bench_noop(args.config, repeats, rows)
         save()
     if "memory" in parts:
         bench_memory(config, variants, data, rows, args.quick)

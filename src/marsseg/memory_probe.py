@@ -8,7 +8,8 @@ for the benchmark (`python -m marsseg.benchmark`, part `memory`):
 validation arrays in memory, the model compiled as train_member compiles it, in its passes of
 micro_batch_size images) but stops after STEPS batches and one validation pass; `predict` loads
 the validation and test images as the predict rule does and runs predict_labels, with TTA, on
-the first IMAGES test images (the rule predicts 256 at a time, so 256 reach its peak). Either
+the first IMAGES test images (the rule predicts 256 at a time, so 256 reach its peak), then
+holds label maps of the size the rule's for all validation and test images take. Either
 prints one JSON line: peak RSS (MiB) and seconds (`train`: its batch and micro_batch_size). A CPU
 cannot train or predict every variant at course size in a benchmark's time; the peak of these
 shortened runs is the rule's, as the arrays and the per-batch tensors are the same.
@@ -21,6 +22,8 @@ import resource
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 
 def peak_rss_mib() -> float:
@@ -65,10 +68,18 @@ def probe_prediction(config: dict, variant: str, val_npz: str, test_npz: str, im
     setup_backend(0)
     members = resolve_members(config, variant)
     models = [build_model(m["architecture"], m["params"], num_classes=5) for m in members]
-    load_arrays(val_npz)
+    val_images = load_arrays(val_npz)["images"]
     test_images = load_arrays(test_npz)["images"]
-    predict_labels(models, test_images[:images], config["prediction"]["batch_size"], tta=True)
-    return {}
+    maps = predict_labels(
+        models, test_images[:images], config["prediction"]["batch_size"], tta=True
+    )
+    # The rule holds the label maps of every validation and test image until it saves them.
+    held = [
+        np.ones((len(split), *labels.shape[1:]), labels.dtype)
+        for split in (val_images, test_images)
+        for labels in maps.values()
+    ]
+    return {"label_maps_mib": round(sum(a.nbytes for a in held) / 2**20)}
 
 
 def main(argv: list[str]) -> None:

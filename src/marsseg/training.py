@@ -334,7 +334,7 @@ def train_member(
         "best_val_miou": best_miou,
         # Every epoch's training and validation, those before a resume included (the history
         # keeps them); the comparison table's training time.
-        "train_seconds": round(sum(float(row["epoch_seconds"]) for row in history), 2),
+        "train_seconds": round(sum(float(row.get("epoch_seconds") or 0) for row in history), 2),
         "train_seconds_this_run": round(train_seconds, 2),
         "images_per_second": round(
             len(train_y) * max(len(history) - resumed_from, 0) / max(train_seconds, 1e-9), 1

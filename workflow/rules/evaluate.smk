@@ -99,9 +99,9 @@ rule variant_submission:
     output:
         "results/submissions/{variant}.csv",
     log:
-        "logs/submissions/{variant}.log",
+        "logs/variant_submission/{variant}.log",
     benchmark:
-        "benchmarks/submissions/{variant}.tsv"
+        "benchmarks/variant_submission/{variant}.tsv"
     conda:
         "../../envs/data.yaml"
     resources:

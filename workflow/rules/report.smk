@@ -17,9 +17,9 @@ rule figure_predictions:
             labels={"variant": "{variant}"},
         ),
     log:
-        "logs/figures/predictions/{variant}.log",
+        "logs/figure_predictions/{variant}.log",
     benchmark:
-        "benchmarks/figures/predictions/{variant}.tsv"
+        "benchmarks/figure_predictions/{variant}.tsv"
     conda:
         "../../envs/report.yaml"
     resources:
@@ -43,9 +43,9 @@ rule figure_training_curves:
             labels={"variant": "{variant}"},
         ),
     log:
-        "logs/figures/training_curves/{variant}.log",
+        "logs/figure_training_curves/{variant}.log",
     benchmark:
-        "benchmarks/figures/training_curves/{variant}.tsv"
+        "benchmarks/figure_training_curves/{variant}.tsv"
     conda:
         "../../envs/report.yaml"
     resources:
@@ -68,9 +68,9 @@ rule figure_confusion:
             labels={"variant": "{variant}"},
         ),
     log:
-        "logs/figures/confusion/{variant}.log",
+        "logs/figure_confusion/{variant}.log",
     benchmark:
-        "benchmarks/figures/confusion/{variant}.tsv"
+        "benchmarks/figure_confusion/{variant}.tsv"
     conda:
         "../../envs/report.yaml"
     resources:
@@ -94,9 +94,9 @@ rule figure_class_distribution:
             labels={"figure": "class distribution"},
         ),
     log:
-        "logs/figures/class_distribution.log",
+        "logs/figure_class_distribution.log",
     benchmark:
-        "benchmarks/figures/class_distribution.tsv"
+        "benchmarks/figure_class_distribution.tsv"
     conda:
         "../../envs/report.yaml"
     resources:
@@ -118,9 +118,9 @@ rule figure_outliers:
             labels={"figure": "outlier filter"},
         ),
     log:
-        "logs/figures/outliers.log",
+        "logs/figure_outliers.log",
     benchmark:
-        "benchmarks/figures/outliers.tsv"
+        "benchmarks/figure_outliers.tsv"
     conda:
         "../../envs/report.yaml"
     resources:

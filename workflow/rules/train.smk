@@ -48,9 +48,8 @@ rule predict:
         "../../envs/train.yaml"
     resources:
         gpu=1,
-        # Course size on a CPU, with TTA, 64 images per pass: 1.6 GB (unet) to 2.5 GB
-        # (multipath) for 256 test images, plus 0.3 GB of label maps for all 10022 (TTA doubles
-        # them); headroom for a GPU's runtime libraries.
+        # Course size on a CPU, with TTA, 64 images per pass, the label maps of every image
+        # held: 1.7 GB (unet) to 2.5 GB (multipath); headroom for a GPU's runtime libraries.
         mem_mb=4000,
         runtime=120,
     params:
