@@ -90,15 +90,17 @@ def validate_images(name: str, images: np.ndarray) -> np.ndarray:
             f"'{name}' has grey levels from {low:g} to {high:g}, outside 0-255. "
             "Fix: give 8-bit grey levels (0-255), as in the course file; do not pre-normalise."
         )
-    fractional = np.issubdtype(images.dtype, np.floating) and not np.array_equal(
-        images, np.rint(images)
-    )
-    if fractional and high <= 1:
+    rounded = np.rint(images)
+    if (
+        high <= 1
+        and np.issubdtype(images.dtype, np.floating)
+        and not np.array_equal(images, rounded)
+    ):
         raise InputError(
             f"'{name}' has grey levels from {low:g} to {high:g}: it looks normalised to 0-1. "
             "Fix: give 8-bit grey levels (0-255), as in the course file (multiply by 255)."
         )
-    return np.rint(images).astype(np.uint8)
+    return rounded.astype(np.uint8)
 
 
 def validate_masks(name: str, masks: np.ndarray) -> np.ndarray:

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from marsseg import BIG_ROCK, NUM_CLASSES
+from marsseg import BIG_ROCK
 from marsseg.batches import images_to_input, predict_in_batches, training_batches
 from marsseg.checkpoint import checkpoint_callback, restore_checkpoint, stopped_early
 from marsseg.io import atomic_path, load_arrays, save_json
 from marsseg.metrics import confusion_matrix, mean_iou
+from marsseg.variants import num_classes_for
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ def compiled_member(member: dict, train_masks: np.ndarray, seed: int):
     device = setup_backend(
         seed, training.get("deterministic", False), training.get("mixed_precision", False)
     )
-    num_classes = 2 if target == "big_rock" else NUM_CLASSES
+    num_classes = num_classes_for(target)
     train_y = targets_for(train_masks, target)
     loss = class_weights_for(member["loss"], train_y, num_classes)
     loss_fn = make_loss(loss, num_classes=num_classes)

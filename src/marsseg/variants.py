@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 
+from marsseg import NUM_CLASSES
+
 
 def resolve_members(config: dict, variant: str) -> list[dict]:
     """The members of `variant` (one unless it lists `members:`), each with its architecture,
@@ -23,7 +25,7 @@ def resolve_members(config: dict, variant: str) -> list[dict]:
             )
         target = settings.get("target", "classes")
         loss = copy.deepcopy(overrides.get("loss", settings["loss"]))
-        _check_class_weights(variant, loss, num_classes=2 if target == "big_rock" else 5)
+        _check_class_weights(variant, loss, num_classes_for(target))
         resolved.append(
             {
                 "architecture": overrides.get("architecture", settings["architecture"]),
@@ -35,6 +37,11 @@ def resolve_members(config: dict, variant: str) -> list[dict]:
             }
         )
     return resolved
+
+
+def num_classes_for(target: str) -> int:
+    """Classes a model predicts: the five labels, or Big Rock and the rest (`target: big_rock`)."""
+    return 2 if target == "big_rock" else NUM_CLASSES
 
 
 def _check_class_weights(variant: str, loss: dict, num_classes: int) -> None:

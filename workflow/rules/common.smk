@@ -69,11 +69,7 @@ def check_variants():
             f"config: run_variants lists unknown variant(s) {unknown}. "
             f"Fix: use names defined under `variants:` or `ensembles:` ({', '.join(known)})."
         )
-    scored = [
-        name
-        for name in known
-        if config["variants"].get(name, {}).get("target", "classes") == "classes"
-    ]
+    scored = SCORED_VARIANTS + list(config["ensembles"])
     if config["run_variants"] and not set(config["run_variants"]) & set(scored):
         raise ValueError(
             f"config: run_variants {config['run_variants']} names no scored variant (a "
@@ -143,16 +139,17 @@ def variant_features(variant):
     return text
 
 
-check_raw_data()
-check_variants()
-check_steps(config["augmentation"]["steps"])
-
 VARIANTS = list(config["variants"])  # everything that can be trained
 SCORED_VARIANTS = [
     name
     for name, v in config["variants"].items()
     if v.get("target", "classes") == "classes"
 ]
+
+check_raw_data()
+check_variants()
+check_steps(config["augmentation"]["steps"])
+
 # What this run predicts, scores and tables (Big Rock helpers are trained on demand only).
 PREDICTED = [
     name
