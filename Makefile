@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: setup run demo report demo-report test lint clean bench bench-course
+.PHONY: setup run demo report demo-report test lint clean bench
 
 setup: $(VENV)/installed.stamp
 
@@ -31,15 +31,12 @@ report: setup
 demo-report: setup
 	$(SNAKEMAKE) --profile profiles/cpu-demo --report results/report.html
 
-# Speed and memory on course-size synthetic data: results/benchmark.md and .csv (issue 7).
-# Extra options through BENCH_ARGS, e.g. make bench BENCH_ARGS="--quick" (see --help).
+# Speed and memory on course-size synthetic data: results/benchmark.md and .csv (issue 7),
+# with each rule's runtime and peak RSS from a course-size run of the workflow in
+# results/bench_run. Extra options through BENCH_ARGS, e.g. make bench BENCH_ARGS="--quick"
+# or BENCH_ARGS="--parts rules" (see --help).
 bench: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m marsseg.benchmark $(BENCH_ARGS)
-
-# The real workflow at course size, 1 epoch per variant, in results/bench_run: each rule's
-# runtime and peak RSS from its benchmark file, in results/benchmark_course.md and .csv.
-bench-course: setup
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m marsseg.benchmark --course-run $(BENCH_ARGS)
 
 test: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest

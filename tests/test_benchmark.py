@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from marsseg.benchmark import SECTIONS, machine_info, meets, rule_benchmarks, summary
+from marsseg.benchmark import (
+    SECTIONS,
+    machine_info,
+    meets,
+    rule_benchmarks,
+    rule_rows,
+    summary,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,9 +73,44 @@ def test_quick_benchmark_writes_markdown_and_csv(tmp_path):
     assert median["ratio train_member / bare", "unet"] == pytest.approx(rule / bare)
 
     markdown = (tmp_path / "benchmark.md").read_text()
-    for title in ("Machine", *SECTIONS.values()):
+    for title in ("Machine", *(SECTIONS[key] for key in SECTIONS if key != "rules")):
         assert f"## {title}\n" in markdown
     assert markdown.count("| unet |") == 9
+
+
+def test_rules_part_runs_the_workflow_and_reads_every_rules_benchmark_file(tmp_path):
+    command = [sys.executable, "-m", "marsseg.benchmark", "--quick", "--parts", "rules"]
+    command += [
+        "--out-dir",
+        str(tmp_path),
+        "--config",
+        str(REPO / "tests" / "configs" / "tiny.yaml"),
+    ]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+
+    with open(tmp_path / "benchmark.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["section"] for row in rows} == {SECTIONS["rules"]}  # no data part: not asked for
+    jobs = {row["name"].removeprefix("peak RSS, "): row for row in rows}
+    whole = jobs.pop("whole workflow run")
+    # every rule of the tiny run, read from its own benchmark file (tiny.yaml: seeds 1 and 2)
+    rules = {job.split("/")[0] for job in jobs}
+    assert {"synthesize", "load_raw", "filter_outliers", "split", "augment", "train"} <= rules
+    assert {"predict", "postprocess", "score", "comparison_table", "submission"} <= rules
+    assert {"train/unet/seed1/member0", "train/unet/seed2/member0"} <= set(jobs)
+    assert len(jobs) == len(list((tmp_path / "bench_run" / "benchmarks").rglob("*.tsv")))
+    for row in jobs.values():
+        assert row["goal"] == "<= 3072" and row["ok"] == "", row  # quick: not judged
+        assert re.fullmatch(r"runtime [\d.]+ s, CPU time [\d.]+ s.*", row["note"]), row
+    # a Keras training process takes hundreds of MiB, and the run took longer than its jobs
+    assert 200 < float(jobs["train/unet/seed1/member0"]["median"]) < 3072
+    longest = max(float(re.search(r"runtime ([\d.]+)", r["note"])[1]) for r in jobs.values())
+    assert float(whole["median"]) > longest
+    assert (tmp_path / "bench_run" / "results" / "comparison.csv").exists()
+    markdown = (tmp_path / "benchmark.md").read_text()
+    assert "| rules: variants | no accelerator: the first variant only" in markdown
+    assert "| repeats |" not in markdown  # one run of the workflow, not repeats
 
 
 def test_summary_is_median_min_max_and_judged_against_its_goal():
@@ -109,6 +151,25 @@ def test_rule_benchmarks_name_each_rule_and_leave_unsampled_jobs_unjudged(tmp_pa
         "",
     )
     assert missing == ["split"]  # logged, but wrote no benchmark file
+
+    # the benchmark's rows: one per job, judged on its peak RSS, and one for the whole run
+    rows = {row["name"]: row for row in rule_rows(records, missing, 310.0, "course size")}
+    train = rows["peak RSS, train/unet/seed42/member0"]
+    assert (train["median"], train["unit"], train["goal"], train["ok"]) == (
+        1650.2,
+        "MiB",
+        "<= 3072",
+        "yes",
+    )
+    assert train["note"] == "runtime 203 s, CPU time 390.5 s"
+    assert rows["peak RSS, figure_predictions/unet"]["ok"] == "no"
+    unsampled = rows["peak RSS, comparison_table"]
+    assert (unsampled["median"], unsampled["repeats"], unsampled["ok"]) == ("n/a", 0, "")
+    assert "no memory sample" in unsampled["note"]
+    whole = rows["whole workflow run"]
+    assert (whole["median"], whole["unit"]) == (310.0, "s")
+    assert whole["note"].endswith("Rules without a `benchmark:` file (not measured): split")
+    assert len(rows) == 4
 
 
 def test_every_rule_writes_its_log_and_benchmark_under_its_own_name():

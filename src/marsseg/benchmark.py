@@ -11,12 +11,9 @@ one epoch, after a first epoch (compilation) that neither side counts, and a bar
 right after each of the rule's. Peak memory is one reading per variant and rule (a fresh
 process each). The data steps, post-processing and scoring run at course size;
 without an accelerator, training and prediction take the first 1024 images (a CPU needs hours for
-every variant at course size; `--train-images 0 --predict-images 0` for all).
-
-    python -m marsseg.benchmark --course-run                                    (make bench-course)
-
-runs the real workflow at course size, one epoch per variant, in <out-dir>/bench_run and writes
-benchmark_course.md and .csv from its rules' `benchmark:` files (runtime, peak RSS).
+every variant at course size; `--train-images 0 --predict-images 0` for all). The `rules` part
+runs the real workflow at course size, one epoch per variant, in <out-dir>/bench_run and reports
+each job's runtime and peak RSS from its rule's `benchmark:` file.
 
 The timed code uses Keras APIs only, so the same command measures whatever backend and device
 Keras sees (a GPU, or KERAS_BACKEND=jax).
@@ -47,11 +44,15 @@ from marsseg.training import accelerators
 from marsseg.variants import resolve_members
 
 REPO = Path(__file__).resolve().parents[2]
-PARTS = ("data", "postprocess", "dryrun", "noop", "memory", "prediction", "training")
+PARTS = ("data", "postprocess", "dryrun", "noop", "rules", "memory", "prediction", "training")
+# The parts that use the data part's in-memory arrays (it runs when any of them is asked for).
+NEED_ARRAYS = {"data", "postprocess", "memory", "prediction", "training"}
 SECTIONS = {
     "data": "Data steps (package functions, in memory)",
     "postprocess": "Post-processing and scoring",
     "snakemake": "Snakemake's own overhead",
+    "rules": "Each rule's runtime and peak RSS: the workflow at course size, one epoch per "
+    "variant (its `benchmark:` files, one run)",
     "memory": "Peak memory of training and prediction at course size (one process each)",
     "prediction": "Prediction (predict_labels, untrained weights)",
     "training": "Training: the workflow's path (train_member) against a bare model.fit",
@@ -664,14 +665,12 @@ def write_results(rows, machine, settings, out_dir: Path, stem: str = "benchmark
 
 
 # ---------------------------------------------------------------------------------------------
-# The optional course-size run of the real workflow
+# The workflow itself at course size: each rule's runtime and peak RSS
 
 
-def course_run(
-    config_path: Path, workdir: Path, quick: bool, cpu_only: bool
-) -> tuple[list[dict], list[str], float]:
+def course_run(config_path: Path, workdir: Path, quick: bool, cpu_only: bool) -> float:
     """Run the workflow at course size, one epoch per variant, in `workdir` (emptied first);
-    return one record per benchmark file, the rules that wrote none, and the wall time."""
+    return its wall time."""
     config = yaml.safe_load(config_path.read_text())
     config["training"]["epochs"] = 1
     for variant in config["variants"].values():
@@ -682,8 +681,8 @@ def course_run(
         config["synthetic"] = {**config.get("synthetic", {}), **QUICK_SYNTHETIC}
     if cpu_only:
         # A CPU needs hours per variant at course size: the first variant only, with a quarter
-        # of its filters. Every rule still runs on course-size data; the memory part of
-        # `make bench` gives each variant's own training and prediction peak.
+        # of its filters. Every rule still runs on course-size data; the memory part gives
+        # each variant's own training and prediction peak.
         first = next(iter(config["variants"]))
         config["run_variants"] = [first]
         params = config["variants"][first].setdefault("params", {})
@@ -693,7 +692,7 @@ def course_run(
     workdir.mkdir(parents=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     seconds, _ = snakemake(workdir, "--cores", str(os.cpu_count()), "--resources", "gpu=1")
-    return (*rule_benchmarks(workdir), seconds)
+    return seconds
 
 
 def rule_benchmarks(workdir: Path) -> tuple[list[dict], list[str]]:
@@ -724,29 +723,55 @@ def rule_benchmarks(workdir: Path) -> tuple[list[dict], list[str]]:
     return records, sorted(logged - {record["rule"] for record in records})
 
 
-def write_course(records, missing, seconds, machine, settings, out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "benchmark_course.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(records[0]) if records else ["job"])
-        writer.writeheader()
-        writer.writerows(records)
-    text = ["# Benchmark: the workflow at course size, one epoch per variant", ""]
-    text += _table(["setting", "value"], [[k, v] for k, v in settings.items()]) + [""]
-    text += ["## Machine", ""] + _table(["", ""], [[k, v] for k, v in machine.items()]) + [""]
-    text += ["## Rules' benchmark files", ""]
-    header = ["job", "runtime (s)", "peak RSS (MiB)", "CPU time (s)", f"RSS <= {RSS_GOAL_MIB} MiB"]
-    lines = [[r["job"], r["seconds"], r["max_rss_mib"], r["cpu_time_s"], r["ok"]] for r in records]
-    text += _table(header, lines) + [""]
-    text += [f"Whole run: {seconds:.0f} s."]
-    text += [
-        "",
-        "Snakemake samples memory every 0.5 s for about a job's first 15 s, then every "
-        "30 s: a rule done in well under a second shows almost none, and a short peak in a long "
-        "rule can be missed.",
-    ]
+def rule_rows(records: list[dict], missing: list[str], seconds: float, size: str) -> list[dict]:
+    """The rows of the `rules` section: one per job (its peak RSS, judged against the goal; its
+    runtime and CPU time in the note), and one for the whole run."""
+    section = SECTIONS["rules"]
+    rows = []
+    for record in records:
+        rss = record["max_rss_mib"]
+        note = f"runtime {_fmt(record['seconds'])} s, CPU time {record['cpu_time_s']} s"
+        if rss == "n/a":
+            note += "; no memory sample (the job ended before Snakemake took one)"
+        rows.append(
+            {
+                "section": section,
+                "name": f"peak RSS, {record['job']}",
+                "variant": "",
+                "size": size,
+                "median": rss,
+                "min": rss,
+                "max": rss,
+                "unit": "MiB",
+                "repeats": 1 if rss != "n/a" else 0,
+                "goal": f"<= {RSS_GOAL_MIB}",
+                "ok": record["ok"],
+                "note": note,
+            }
+        )
+    note = (
+        "Snakemake samples memory every 0.5 s for about a job's first 15 s, then every 30 s: a "
+        "job done in well under a second shows almost none, and a short peak in a long one can "
+        "be missed"
+    )
     if missing:
-        text += [f"Rules without a `benchmark:` file (not measured): {', '.join(missing)}."]
-    (out_dir / "benchmark_course.md").write_text("\n".join(text) + "\n")
+        note += f". Rules without a `benchmark:` file (not measured): {', '.join(missing)}"
+    rows.append(summary(section, "whole workflow run", [seconds], "s", size, note=note))
+    return rows
+
+
+def bench_rules(config_path: Path, workdir: Path, quick: bool, rows: list, settings: dict) -> None:
+    """Run the workflow at course size in `workdir` and add its rules' benchmark rows."""
+    cpu_only = not accelerators()
+    seconds = course_run(config_path, workdir.resolve(), quick, cpu_only)
+    records, missing = rule_benchmarks(workdir.resolve())
+    settings["rules: working directory"] = str(workdir)
+    if cpu_only:
+        settings["rules: variants"] = (
+            "no accelerator: the first variant only, a quarter of its filters"
+        )
+    size = "quick sizes, 1 epoch" if quick else "course size, 1 epoch"
+    rows.extend(rule_rows(records, missing, seconds, size))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -762,7 +787,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--parts",
         default=",".join(PARTS),
-        help=f"comma-separated, of {PARTS} (data always runs: the others use its arrays)",
+        help=f"comma-separated, of {PARTS} (data also runs for the parts that use its arrays: "
+        f"{sorted(NEED_ARRAYS - {'data'})})",
     )
     parser.add_argument(
         "--train-images",
@@ -776,11 +802,8 @@ def main(argv: list[str] | None = None) -> None:
         help=f"test images to predict (0: all; default all with an accelerator, {CPU_IMAGES} on a CPU)",
     )
     parser.add_argument(
-        "--course-run",
-        action="store_true",
-        help="instead: run the workflow at course size (1 epoch) and tabulate its rules' benchmarks",
+        "--workdir", type=Path, help="the rules part's workflow run directory (<out-dir>/bench_run)"
     )
-    parser.add_argument("--workdir", type=Path, help="course run directory (<out-dir>/bench_run)")
     args = parser.parse_args(argv)
     repeats = 1 if args.quick else args.repeats
     parts = [part.strip() for part in args.parts.split(",")]
@@ -805,27 +828,13 @@ def main(argv: list[str] | None = None) -> None:
     if "XLA_PYTHON_CLIENT_PREALLOCATE" not in os.environ:
         os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
         BENCHMARK_ONLY_SETTINGS.add("XLA_PYTHON_CLIENT_PREALLOCATE")
-    if args.course_run:
-        workdir = args.workdir or args.out_dir / "bench_run"
-        cpu_only = not accelerators()
-        records, missing, seconds = course_run(args.config, workdir.resolve(), args.quick, cpu_only)
-        settings["working directory"] = str(workdir)
-        if cpu_only:
-            settings["variants"] = (
-                "no accelerator: the first variant only, a quarter of its filters"
-            )
-        machine = machine_info()
-        machine["load average (1 min) at start, end"] = f"{load_at_start}, {os.getloadavg()[0]:.2f}"
-        write_course(records, missing, seconds, machine, settings, args.out_dir)
-        print(f"wrote {args.out_dir / 'benchmark_course.md'}")
-        return
-
     config = load_config(args.config)
     synthetic = dict(config["synthetic"])
     if args.quick:
         synthetic.update(QUICK_SYNTHETIC)
     variants = args.variants.split(",") if args.variants else list(config["variants"])
-    settings["repeats"] = f"{repeats} (training: epochs after a first, untimed one)"
+    if set(parts) - {"rules"}:  # the rules part is one run of the workflow
+        settings["repeats"] = f"{repeats} (training: epochs after a first, untimed one)"
     rows: list[dict] = []
     machine: dict[str, str] = {}
 
@@ -837,8 +846,10 @@ def main(argv: list[str] | None = None) -> None:
         write_results(rows, machine, settings, args.out_dir)
 
     # Data and Snakemake first: no Keras device is in use yet (JAX reserves GPU memory).
-    data = bench_data(config, synthetic, repeats, rows)
-    save()
+    data = {}
+    if NEED_ARRAYS & set(parts):
+        data = bench_data(config, synthetic, repeats, rows)
+        save()
     if "postprocess" in parts:
         bench_postprocess(config, data, repeats, rows)
         save()
@@ -847,6 +858,10 @@ def main(argv: list[str] | None = None) -> None:
         save()
     if "noop" in parts:
         bench_noop(args.config, repeats, rows)
+        save()
+    if "rules" in parts:
+        workdir = args.workdir or args.out_dir / "bench_run"
+        bench_rules(args.config, workdir, args.quick, rows, settings)
         save()
     if "memory" in parts:
         bench_memory(config, variants, data, rows, args.quick)
