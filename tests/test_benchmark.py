@@ -9,9 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from marsseg.benchmark import (
+    QUICK_SYNTHETIC,
     SECTIONS,
+    course_config,
     machine_info,
     meets,
     rule_benchmarks,
@@ -109,8 +112,32 @@ def test_rules_part_runs_the_workflow_and_reads_every_rules_benchmark_file(tmp_p
     assert float(whole["median"]) > longest
     assert (tmp_path / "bench_run" / "results" / "comparison.csv").exists()
     markdown = (tmp_path / "benchmark.md").read_text()
-    assert "| rules: variants | no accelerator: the first variant only" in markdown
+    assert "| rules: variants | unet (no accelerator: the first only" in markdown
     assert "| repeats |" not in markdown  # one run of the workflow, not repeats
+
+
+def test_the_rules_run_config_takes_one_epoch_and_on_a_cpu_the_first_variant_at_quarter_width():
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["variants"]["multipath"]["training"]["epochs"] = 30  # a variant's own epochs
+
+    everything = course_config(config, quick=False, cpu_only=False, variants=None)
+    assert everything["run_variants"] is None  # all of them, as the config says
+    assert everything["training"]["epochs"] == 1
+    assert everything["variants"]["multipath"]["training"]["epochs"] == 1
+    assert everything["variants"]["unet"] == config["variants"]["unet"]  # full width
+    assert everything["synthetic"] == config["synthetic"]  # course size
+    assert config["training"]["epochs"] != 1  # the caller's config is left as it was
+
+    chosen = ["parallel_unbalanced", "unet"]
+    on_gpu = course_config(config, quick=False, cpu_only=False, variants=chosen)
+    assert on_gpu["run_variants"] == chosen
+    on_cpu = course_config(config, quick=True, cpu_only=True, variants=chosen)
+    assert on_cpu["run_variants"] == ["parallel_unbalanced"]
+    params = on_cpu["variants"]["parallel_unbalanced"]["params"]
+    assert (params["filters_a"], params["filters_b"]) == ([8, 16, 32], [8, 16])
+    assert on_cpu["variants"]["unet"]["params"]["filters"] == [32, 64, 128]  # not run
+    assert on_cpu["synthetic"] == {**config["synthetic"], **QUICK_SYNTHETIC}
+    assert course_config(config, False, True, None)["run_variants"] == ["unet"]  # the first
 
 
 def test_summary_is_median_min_max_and_judged_against_its_goal():

@@ -22,6 +22,7 @@ Keras sees (a GPU, or KERAS_BACKEND=jax).
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import functools
 import importlib
@@ -668,10 +669,11 @@ def write_results(rows, machine, settings, out_dir: Path, stem: str = "benchmark
 # The workflow itself at course size: each rule's runtime and peak RSS
 
 
-def course_run(config_path: Path, workdir: Path, quick: bool, cpu_only: bool) -> float:
-    """Run the workflow at course size, one epoch per variant, in `workdir` (emptied first);
-    return its wall time."""
-    config = yaml.safe_load(config_path.read_text())
+def course_config(config: dict, quick: bool, cpu_only: bool, variants: list[str] | None) -> dict:
+    """The config of the rules part's run: `config` (as read from its file) with one epoch for
+    every variant, run_variants set to `variants` if given, and without an accelerator only the
+    first of them, at a quarter of its filters."""
+    config = copy.deepcopy(config)
     config["training"]["epochs"] = 1
     for variant in config["variants"].values():
         for settings in [variant, *variant.get("members", [])]:
@@ -679,15 +681,23 @@ def course_run(config_path: Path, workdir: Path, quick: bool, cpu_only: bool) ->
                 settings["training"]["epochs"] = 1
     if quick:
         config["synthetic"] = {**config.get("synthetic", {}), **QUICK_SYNTHETIC}
+    if variants:
+        config["run_variants"] = list(variants)
     if cpu_only:
         # A CPU needs hours per variant at course size: the first variant only, with a quarter
         # of its filters. Every rule still runs on course-size data; the memory part gives
         # each variant's own training and prediction peak.
-        first = next(iter(config["variants"]))
+        first = (config.get("run_variants") or list(config["variants"]))[0]
         config["run_variants"] = [first]
-        params = config["variants"][first].setdefault("params", {})
-        if "filters" in params:
-            params["filters"] = [max(4, f // 4) for f in params["filters"]]
+        params = config["variants"].get(first, {}).get("params", {})
+        for key, filters in params.items():
+            if key.startswith("filters"):  # filters, filters_a, filters_b
+                params[key] = [max(4, f // 4) for f in filters]
+    return config
+
+
+def course_run(config: dict, workdir: Path) -> float:
+    """Run the workflow with `config` in `workdir` (emptied first); return its wall time."""
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -760,16 +770,17 @@ def rule_rows(records: list[dict], missing: list[str], seconds: float, size: str
     return rows
 
 
-def bench_rules(config_path: Path, workdir: Path, quick: bool, rows: list, settings: dict) -> None:
+def bench_rules(config_path, workdir: Path, variants, quick: bool, rows, settings) -> None:
     """Run the workflow at course size in `workdir` and add its rules' benchmark rows."""
     cpu_only = not accelerators()
-    seconds = course_run(config_path, workdir.resolve(), quick, cpu_only)
+    config = course_config(yaml.safe_load(Path(config_path).read_text()), quick, cpu_only, variants)
+    seconds = course_run(config, workdir.resolve())
     records, missing = rule_benchmarks(workdir.resolve())
+    ran = config.get("run_variants")
     settings["rules: working directory"] = str(workdir)
+    settings["rules: variants"] = ", ".join(ran) if ran else "all of the config's"
     if cpu_only:
-        settings["rules: variants"] = (
-            "no accelerator: the first variant only, a quarter of its filters"
-        )
+        settings["rules: variants"] += " (no accelerator: the first only, a quarter of its filters)"
     size = "quick sizes, 1 epoch" if quick else "course size, 1 epoch"
     rows.extend(rule_rows(records, missing, seconds, size))
 
@@ -861,7 +872,8 @@ def main(argv: list[str] | None = None) -> None:
         save()
     if "rules" in parts:
         workdir = args.workdir or args.out_dir / "bench_run"
-        bench_rules(args.config, workdir, args.quick, rows, settings)
+        chosen = variants if args.variants else None
+        bench_rules(args.config, workdir, chosen, args.quick, rows, settings)
         save()
     if "memory" in parts:
         bench_memory(config, variants, data, rows, args.quick)
