@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from marsseg.errors import InputError
-from marsseg.io import load_arrays, load_course_npz, save_arrays
+from marsseg.io import load_arrays, load_course_npz, save_arrays, validate_images
 
 
 def course_arrays(n=4, m=3, dtype=np.float64):
@@ -139,3 +139,16 @@ def test_saved_files_get_the_umask_permissions_not_mkstemps_0600(tmp_path):
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "x.npz").stat().st_mode) == 0o640
+
+
+def test_images_are_checked_and_rounded_a_chunk_at_a_time(monkeypatch):
+    monkeypatch.setattr("marsseg.io.CHUNK_IMAGES", 2)  # 5 images: chunks of 2, 2 and 1
+    rng = np.random.default_rng(1)
+    images = rng.uniform(0, 255, (5, 64, 128))
+    np.testing.assert_array_equal(
+        validate_images("test_set", images), np.rint(images).astype(np.uint8)
+    )
+    normalised_last = np.zeros((5, 64, 128))  # only the last chunk is off: still refused
+    normalised_last[4, 0, 0] = 0.5
+    with pytest.raises(InputError, match="normalised to 0-1"):
+        validate_images("test_set", normalised_last)

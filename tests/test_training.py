@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import marsseg.training
+from marsseg.metrics import confusion_matrix, mean_iou
 from marsseg.models.losses import make_loss
 from marsseg.training import accelerators, compiled_model, jit_compile_for, micro_batch_size
 from marsseg.variants import resolve_members
@@ -190,3 +191,28 @@ def test_importing_marsseg_sets_tensorflows_memory_defaults_unless_the_user_did(
     are unset, in the environment TensorFlow reads, and leaves a user's value alone."""
     assert _environment_setting(name, setting, import_marsseg=False) == (setting, setting)
     assert _environment_setting(name, setting, import_marsseg=True) == (expected, expected)
+
+
+@pytest.mark.parametrize("loss_name", ["focal", "sparse_categorical_crossentropy"])
+def test_validation_loss_in_passes_is_the_loss_of_the_whole_set(loss_name):
+    """validation_scores takes the loss a pass at a time (7 images in passes of 3: 3, 3, 1),
+    weighted by the images in each; for a per-pixel mean that is the whole set's loss."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((64, 128, 1)), keras.layers.Conv2D(5, 3, padding="same", activation="softmax")]
+    )
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (7, 64, 128, 1)).astype("float32")
+    y = rng.integers(0, 5, (7, 64, 128)).astype("uint8")
+    loss_fn = make_loss({"name": loss_name, "class_weights": [0, 1, 1, 1, 20]}, num_classes=5)
+
+    val_loss, val_miou = marsseg.training.validation_scores(model, x, y, loss_fn, 3, binary=False)
+
+    probabilities = model.predict(x, verbose=0)
+    whole = float(keras.ops.convert_to_numpy(loss_fn(y, probabilities)))
+    assert val_loss == pytest.approx(whole, rel=1e-5)
+    first_pass_only = float(keras.ops.convert_to_numpy(loss_fn(y[:3], probabilities[:3])))
+    assert val_loss != pytest.approx(first_pass_only, rel=1e-5)  # every pass counts
+    predicted = np.argmax(probabilities, axis=-1)
+    expected = mean_iou(confusion_matrix(y, predicted))
+    assert 0 < val_miou == pytest.approx(expected)

@@ -16,6 +16,7 @@ from marsseg import IMAGE_HEIGHT, IMAGE_WIDTH, NUM_CLASSES
 from marsseg.errors import InputError
 
 COURSE_KEYS = ("training_set", "test_set")
+CHUNK_IMAGES = 1024  # images validated at a time (64 MiB of float64)
 
 
 @contextmanager
@@ -82,7 +83,8 @@ def _check_numeric(name: str, array: np.ndarray) -> None:
 
 
 def validate_images(name: str, images: np.ndarray) -> np.ndarray:
-    """Check grey images are finite and within 0-255; return them as uint8."""
+    """Check grey images are finite and within 0-255; return them as uint8 (rounded a chunk at a
+    time, so that no float copy of the whole stack is made)."""
     _check_numeric(name, images)
     low, high = float(images.min(initial=0)), float(images.max(initial=0))
     if low < 0 or high > 255:
@@ -90,17 +92,18 @@ def validate_images(name: str, images: np.ndarray) -> np.ndarray:
             f"'{name}' has grey levels from {low:g} to {high:g}, outside 0-255. "
             "Fix: give 8-bit grey levels (0-255), as in the course file; do not pre-normalise."
         )
-    rounded = np.rint(images)
-    if (
-        high <= 1
-        and np.issubdtype(images.dtype, np.floating)
-        and not np.array_equal(images, rounded)
-    ):
-        raise InputError(
-            f"'{name}' has grey levels from {low:g} to {high:g}: it looks normalised to 0-1. "
-            "Fix: give 8-bit grey levels (0-255), as in the course file (multiply by 255)."
-        )
-    return rounded.astype(np.uint8)
+    maybe_normalised = high <= 1 and np.issubdtype(images.dtype, np.floating)
+    as_uint8 = np.empty(images.shape, dtype=np.uint8)
+    for start in range(0, len(images), CHUNK_IMAGES):
+        chunk = images[start : start + CHUNK_IMAGES]
+        rounded = np.rint(chunk)
+        if maybe_normalised and not np.array_equal(chunk, rounded):
+            raise InputError(
+                f"'{name}' has grey levels from {low:g} to {high:g}: it looks normalised to 0-1. "
+                "Fix: give 8-bit grey levels (0-255), as in the course file (multiply by 255)."
+            )
+        as_uint8[start : start + CHUNK_IMAGES] = rounded
+    return as_uint8
 
 
 def validate_masks(name: str, masks: np.ndarray) -> np.ndarray:
@@ -152,35 +155,40 @@ def load_course_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
                 "Fix: the file needs 'training_set' (N, 2, 64, 128) and 'test_set' (M, 64, 128), "
                 "as in the course's mars_for_students.npz."
             )
-        try:
-            training_set = data["training_set"]
-            test_set = data["test_set"]
-        except ValueError as error:  # object arrays need pickle, which we refuse
+        # One array at a time: the course file's float64 test images alone take 657 MB.
+        training_set = _read_array(data, "training_set", path)
+        if training_set.ndim != 4 or training_set.shape[1:] != (2, IMAGE_HEIGHT, IMAGE_WIDTH):
             raise InputError(
-                f"'{path}' holds object arrays ({error}). Fix: store plain numeric arrays."
-            ) from error
-    expected_train = (2, IMAGE_HEIGHT, IMAGE_WIDTH)
-    if training_set.ndim != 4 or training_set.shape[1:] != expected_train:
-        raise InputError(
-            f"'training_set' has shape {training_set.shape}; expected (N, 2, 64, 128) with "
-            "[:, 0] the images and [:, 1] the masks. Fix: stack image and mask pairs that way."
-        )
+                f"'training_set' has shape {training_set.shape}; expected (N, 2, 64, 128) with "
+                "[:, 0] the images and [:, 1] the masks. Fix: stack image and mask pairs that way."
+            )
+        if len(training_set) == 0:
+            raise InputError(
+                "'training_set' holds no images. Fix: give at least a few labelled images."
+            )
+        labelled = {
+            "train_images": validate_images("training_set[:, 0] (images)", training_set[:, 0]),
+            "train_masks": validate_masks("training_set[:, 1] (masks)", training_set[:, 1]),
+        }
+        del training_set
+        test_set = _read_array(data, "test_set", path)
     if test_set.ndim != 3 or test_set.shape[1:] != (IMAGE_HEIGHT, IMAGE_WIDTH):
         raise InputError(
             f"'test_set' has shape {test_set.shape}; expected (M, 64, 128). "
             "Fix: store the test images as a stack of 64x128 grey images."
-        )
-    if len(training_set) == 0:
-        raise InputError(
-            "'training_set' holds no images. Fix: give at least a few labelled images."
         )
     if len(test_set) == 0:
         raise InputError(
             "'test_set' holds no images, so there is nothing to submit. "
             "Fix: give the test images to predict (the course file has 10022)."
         )
-    return {
-        "train_images": validate_images("training_set[:, 0] (images)", training_set[:, 0]),
-        "train_masks": validate_masks("training_set[:, 1] (masks)", training_set[:, 1]),
-        "test_images": validate_images("test_set", test_set),
-    }
+    return {**labelled, "test_images": validate_images("test_set", test_set)}
+
+
+def _read_array(data, key: str, path: Path) -> np.ndarray:
+    try:
+        return data[key]
+    except ValueError as error:  # object arrays need pickle, which we refuse
+        raise InputError(
+            f"'{path}' holds object arrays ({error}). Fix: store plain numeric arrays."
+        ) from error

@@ -6,13 +6,14 @@ for the benchmark (`python -m marsseg.benchmark`, part `memory`):
 
 `train` does what the train rule does for the variant's first member (course-size training and
 validation arrays in memory, the model compiled as train_member compiles it, in its passes of
-micro_batch_size images) but stops after STEPS batches and one validation pass; `predict` loads
-the validation and test images as the predict rule does and runs predict_labels, with TTA, on
-the first IMAGES test images (the rule predicts 256 at a time, so 256 reach its peak), then
-holds label maps of the size the rule's for all validation and test images take. Either
-prints one JSON line: peak RSS (MiB) and seconds (`train`: its batch and micro_batch_size). A CPU
-cannot train or predict every variant at course size in a benchmark's time; the peak of these
-shortened runs is the rule's, as the arrays and the per-batch tensors are the same.
+micro_batch_size images) but stops after STEPS batches and one validation pass (the
+validation_scores of each of the rule's epochs); `predict` loads the validation and test images
+as the predict rule does and runs predict_labels, with TTA, on the first IMAGES test images (the
+rule predicts 256 at a time, so 256 reach its peak), then holds label maps of the size the
+rule's for all validation and test images take. Either prints one JSON line: peak RSS (MiB) and
+seconds (`train`: its batch and micro_batch_size). A CPU cannot train or predict every variant
+at course size in a benchmark's time; the peak of these shortened runs is the rule's, as the
+arrays and the per-batch tensors are the same.
 """
 
 from __future__ import annotations
@@ -41,20 +42,27 @@ def peak_rss_mib() -> float:
 
 
 def probe_training(config: dict, variant: str, train_npz: str, val_npz: str, steps: int) -> dict:
-    from marsseg.batches import predict_in_batches, training_batches
+    from marsseg.batches import training_batches
     from marsseg.io import load_arrays
-    from marsseg.training import compiled_member, images_to_input, micro_batch_size
+    from marsseg.training import (
+        compiled_member,
+        images_to_input,
+        micro_batch_size,
+        targets_for,
+        validation_scores,
+    )
     from marsseg.variants import resolve_members
 
     member = resolve_members(config, variant)[0]
     train, val = load_arrays(train_npz), load_arrays(val_npz)
-    val_x = images_to_input(val["images"])
-    model, y, *_ = compiled_member(member, train["masks"], seed=0)
+    val_x, val_y = images_to_input(val["images"]), targets_for(val["masks"], member["target"])
+    model, y, _, loss_fn, _ = compiled_member(member, train["masks"], seed=0)
     batch_size, per_pass = member["training"]["batch_size"], micro_batch_size(member["training"])
     batches = training_batches(train["images"], y, per_pass, seed=0)
     steps_per_epoch = steps * batch_size // per_pass
     model.fit(batches, epochs=1, steps_per_epoch=steps_per_epoch, shuffle=False, verbose=0)
-    predict_in_batches(model, val_x, per_pass)
+    binary = member["target"] == "big_rock"
+    validation_scores(model, val_x, val_y, loss_fn, per_pass, binary)
     return {"batch_size": batch_size, "micro_batch_size": per_pass}
 
 
