@@ -21,7 +21,7 @@ from marsseg.variants import num_classes_for
 log = logging.getLogger(__name__)
 
 # Images per forward/backward pass on a CPU when `micro_batch_size` is "auto": there the layers'
-# activations live in host memory, and 8 keeps every variant's training job under 2.5 GB at
+# activations live in host memory, and 8 keeps every variant's training job under 2.7 GB at
 # course size (the multipath UNet's batch of 128 in one pass needs 11 GB).
 CPU_MICRO_BATCH_SIZE = 8
 

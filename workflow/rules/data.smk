@@ -1,4 +1,4 @@
-# Every rule's mem_mb and runtime (minutes) hold at course size: measured peaks 0.06-1.6 GB and
+# Every rule's mem_mb and runtime (minutes) hold at course size: measured peaks up to 1.4 GB and
 # under a minute each (README, Benchmark).
 
 
@@ -34,7 +34,8 @@ rule load_raw:
     conda:
         "../../envs/data.yaml"
     resources:
-        mem_mb=2500,
+        # 1.0 GB with the course file: its float64 test images (657 MB) and their uint8 copy
+        mem_mb=1500,
         runtime=10,
     script:
         "../scripts/load_raw.py"

@@ -15,7 +15,7 @@ rule train:
     resources:
         gpu=1,
         # At course size on a CPU, in passes of 8 images (micro_batch_size: auto), the peak is
-        # 1.7-2.4 GB; whole batches there take 2.7 GB (separate) to 4.3 GB (parallel_symmetric)
+        # 1.8-2.6 GB; whole batches there take 2.7 GB (separate) to 4.3 GB (parallel_symmetric)
         # and 11.3 GB (multipath, batch 128): for micro_batch_size: null on a CPU,
         # --set-resources train:mem_mb=12000. A GPU keeps the
         # activations in its own memory; the rest is headroom for its runtime libraries. A
@@ -49,7 +49,7 @@ rule predict:
     resources:
         gpu=1,
         # Course size on a CPU, with TTA, 64 images per pass, the label maps of every image
-        # held: 1.7 GB (unet) to 2.5 GB (multipath); headroom for a GPU's runtime libraries.
+        # held: 1.8 GB (unet) to 2.7 GB (multipath); headroom for a GPU's runtime libraries.
         mem_mb=4000,
         runtime=120,
     params:
