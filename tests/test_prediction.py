@@ -134,3 +134,15 @@ def test_big_rock_helpers_set_big_rock_where_confident_and_nowhere_else(images):
     helpers = [big_rock_helper(80.0, -40.0 + 5.0), big_rock_helper(80.0, -40.0 - 5.0)]
     for key, labels in with_helpers(helpers).items():
         np.testing.assert_array_equal(labels, np.where(bright, BIG_ROCK, plain[key]), err_msg=key)
+
+
+def test_the_chunk_size_changes_memory_not_the_label_maps(images):
+    """predict_labels works a chunk of images at a time to bound its memory (CHUNK_IMAGES on
+    the course's test set); chunks that split the images differently give the same maps."""
+    model = conv_softmax(kernel_size=3, seed=7)
+    whole = predict_labels([model], images, batch_size=1, tta=True, chunk=len(images))
+    for chunk in (1, 2):  # 3 images: chunks of 1, 1, 1 and of 2, 1
+        maps = predict_labels([model], images, batch_size=1, tta=True, chunk=chunk)
+        assert sorted(maps) == sorted(whole)
+        for key in whole:
+            np.testing.assert_array_equal(maps[key], whole[key])
