@@ -10,8 +10,8 @@ from marsseg import BIG_ROCK
 from marsseg.batches import predict_in_batches
 from marsseg.training import images_to_input
 
-# Test images per chunk of predict_labels: at 256 the TTA probabilities of a chunk took the
-# multipath UNet's prediction from 2.4 to 3.0 GB at course size on a CPU; as fast at 128.
+# Test images per chunk of predict_labels: the multipath UNet's TTA prediction at course size on
+# a CPU peaks at 2.8 GB with 128, 3.0 GB with 256, as fast.
 CHUNK_IMAGES = 128
 
 

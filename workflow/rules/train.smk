@@ -49,7 +49,7 @@ rule predict:
     resources:
         gpu=1,
         # Course size on a CPU, with TTA, 64 images per pass, the label maps of every image
-        # held: 1.8 GB (unet) to 2.7 GB (multipath); headroom for a GPU's runtime libraries.
+        # held: 2.0 GB (unet) to 2.8 GB (multipath); headroom for a GPU's runtime libraries.
         mem_mb=4000,
         runtime=120,
     params:
