@@ -420,12 +420,12 @@ def bench_prediction(config, names, data, n_images, repeats, rows) -> None:
     import keras
 
     from marsseg.models import build_model
-    from marsseg.prediction import CHUNK_IMAGES, predict_labels
+    from marsseg.prediction import chunk_size, predict_labels
 
-    chunk = CHUNK_IMAGES  # predict_labels' default, which the rule uses
+    batch_size = config["prediction"]["batch_size"]
+    chunk = chunk_size(batch_size)  # predict_labels' chunks, as the rule's
     images = data["test_images"][:n_images]
     warm = images[: chunk + len(images) % chunk] if len(images) > chunk else images
-    batch_size = config["prediction"]["batch_size"]
     for name in names:
         parts = config["ensembles"].get(name, [name])
         specs = [(m, 5) for part in parts for m in resolve_members(config, part)]

@@ -15,6 +15,11 @@ from marsseg.training import images_to_input
 CHUNK_IMAGES = 128
 
 
+def chunk_size(batch_size: int, chunk: int = CHUNK_IMAGES) -> int:
+    """The images predict_labels takes at a time: `chunk`, but never less than one whole pass."""
+    return max(chunk, batch_size)
+
+
 def _flip(batch: np.ndarray, flip: int) -> np.ndarray:
     """flip 0: none, 1: left-right, 2: up-down, 3: both (an involution on (N, H, W, C))."""
     if flip & 1:
@@ -62,7 +67,7 @@ def predict_labels(
     chunk by chunk so memory stays flat on the 10022 test images. With Big Rock helpers
     (binary models), pixels where their mean Big Rock probability reaches the threshold become
     Big Rock in every map."""
-    chunk = max(chunk, batch_size)  # a chunk holds at least one whole pass
+    chunk = chunk_size(batch_size, chunk)
     prefixes = ["", "tta_"] if tta else [""]
     maps = {
         f"{prefix}{key}": np.empty(images.shape, dtype=np.uint8)
