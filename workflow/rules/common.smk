@@ -5,8 +5,8 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 # The Snakefile reads architecture names from the project's package (keras-free part). The rules'
-# scripts import the installed package: `pip install -e .` in .venv (make setup), and each conda
-# env's post-deploy script for --sdm conda.
+# scripts import it too: installed in .venv (make setup), and in a conda env (--sdm conda) through
+# workflow/scripts/marsseg, a link to src/marsseg, as Snakemake puts a script's folder on sys.path.
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
 from marsseg.augment import check_steps  # noqa: E402
