@@ -7,7 +7,14 @@ import keras
 import numpy as np
 import pytest
 
-from marsseg.models import ARCHITECTURE_NAMES, PARAM_DEFAULTS, build_model, describe, resolve_params
+from marsseg.models import (
+    ARCHITECTURE_NAMES,
+    PARAM_DEFAULTS,
+    build_model,
+    check_depth,
+    describe,
+    resolve_params,
+)
 from marsseg.models.losses import make_loss
 
 TINY = {
@@ -192,8 +199,24 @@ def test_bad_names_raise_value_error(architecture, params, needle):
 def test_build_model_checks_classes_and_input_size():
     with pytest.raises(ValueError, match="num_classes=2"):
         build_model("bigrock_binary", {})
-    with pytest.raises(ValueError, match="divisible"):
+    with pytest.raises(ValueError, match="'filters' has 7 widths.* 64x128 inputs allow at most 6"):
         build_model("unet", {"filters": [4, 4, 4, 4, 4, 4, 4]})
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURE_NAMES)
+def test_every_list_of_filters_is_checked_against_the_input_size(architecture):
+    keys = [
+        key for key in ("filters", "filters_a", "filters_b") if key in PARAM_DEFAULTS[architecture]
+    ]
+    for key in keys:
+        deepest = resolve_params(architecture, {key: [4] * 6})  # 64x128 halved 6 times: 1x2
+        check_depth(deepest)
+        too_deep = resolve_params(architecture, {key: [4] * 7})
+        with pytest.raises(ValueError, match=f"param '{key}' has 7 widths.*at most 6"):
+            check_depth(too_deep)
+    check_depth(resolve_params(architecture, {keys[0]: [4] * 5}), 96, 160)  # 96 = 3 * 2**5
+    with pytest.raises(ValueError, match="96x160 inputs allow at most 5"):
+        check_depth(resolve_params(architecture, {keys[0]: [4] * 6}), 96, 160)
 
 
 def test_describe_words():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from marsseg.variants import resolve_members
+from marsseg.variants import check_big_rock_helper_use, num_classes_for, resolve_members
 
 TRAINING = {"batch_size": 32, "micro_batch_size": "auto"}
 
@@ -69,3 +69,122 @@ def test_class_weights_of_the_right_length_or_computed_pass():
     for variant in (five, computed, binary):
         [member] = resolve_members(config_with(variant), "v")
         assert member["loss"] == variant["loss"]
+
+
+BINARY_LOSS = {"name": "focal", "class_weights": [1, 10]}
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"architecture": "bigrock_binary", "loss": BINARY_LOSS},
+        {"architecture": "bigrock_binary", "target": "classes", "loss": BINARY_LOSS},
+        {
+            "architecture": "unet",
+            "loss": {"name": "focal"},
+            "members": [{}, {"architecture": "bigrock_binary"}],
+        },
+    ],
+)
+def test_the_big_rock_architecture_without_its_target_is_refused_with_the_fix(variant):
+    with pytest.raises(
+        ValueError,
+        match=r"variant 'v' has architecture bigrock_binary, the 2-class Big Rock helper, but "
+        r"target classes \(5 classes\)\. Fix: add `target: big_rock` to variants\.v",
+    ):
+        resolve_members(config_with(variant), "v")
+
+
+def test_a_big_rock_target_builds_any_architecture_with_2_classes():
+    variant = {"architecture": "unet", "target": "big_rock", "loss": BINARY_LOSS}
+    [member] = resolve_members(config_with(variant), "v")
+    assert member["architecture"] == "unet" and num_classes_for(member["target"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("loss", "message"),
+    [
+        (
+            {"name": "focal", "class_weights": [0, 1, 1, 1, 20], "background_weight": 1.0},
+            r"sets background_weight in its focal loss, which acts only with class_weights: "
+            r"inverse_frequency \(here class_weights is \[0, 1, 1, 1, 20\]\)\. Fix: remove "
+            r"background_weight",
+        ),
+        (
+            {"name": "dice", "max_weight": 5.0},
+            r"sets max_weight in its dice loss, .*\(here class_weights is not set\)\. Fix",
+        ),
+        (
+            {
+                "name": "combined",
+                "class_weights": "inverse_frequency",
+                "components": [{"name": "dice", "background_weight": 0.0}],
+            },
+            r"sets background_weight in its dice loss",
+        ),
+        (
+            {"name": "sparse_categorical_crossentropy", "gamma": 2.0},
+            r"sets gamma in its sparse_categorical_crossentropy loss, but gamma acts only in a "
+            r"focal loss\. Fix: remove gamma, or use name: focal\.",
+        ),
+        (
+            {"name": "combined", "components": [{"name": "dice", "gamma": 1.0}]},
+            r"sets gamma in its dice loss",
+        ),
+        (
+            {
+                "name": "combined",
+                "gamma": 1.0,
+                "components": [{"name": "focal", "gamma": 2.0}, {"name": "dice"}],
+            },
+            r"sets gamma in its combined loss",
+        ),
+    ],
+)
+def test_loss_keys_that_act_on_nothing_are_refused_with_the_fix(loss, message):
+    with pytest.raises(ValueError, match=rf"config: variant 'v' {message}"):
+        resolve_members(config_with({"architecture": "unet", "loss": loss}), "v")
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        {"name": "focal", "gamma": 0.5, "class_weights": "inverse_frequency", "max_weight": 9.0},
+        {"name": "dice", "class_weights": "inverse_frequency", "background_weight": 0.0},
+        {"name": "combined", "gamma": 1.0, "components": [{"name": "focal"}, {"name": "dice"}]},
+    ],
+)
+def test_loss_keys_that_act_pass(loss):
+    [member] = resolve_members(config_with({"architecture": "unet", "loss": loss}), "v")
+    assert member["loss"] == loss
+
+
+def helper_config(**changes) -> dict:
+    unet = {"architecture": "unet", "loss": {"name": "focal"}}
+    bigrock = {"architecture": "bigrock_binary", "target": "big_rock", "loss": BINARY_LOSS}
+    config = {"variants": {"unet": unet, "bigrock": bigrock}, "run_variants": None}
+    return {**config, "ensembles": {}, **changes}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"ensembles": {"mix": ["unet", "bigrock"]}},
+            r"config: ensemble 'mix' lists 'bigrock', a Big Rock helper \(target: big_rock\), "
+            r"which predicts 2 classes, not 5\. Fix: .*`big_rock_helper: \{variant: bigrock\}`",
+        ),
+        (
+            {"run_variants": ["unet", "bigrock"]},
+            r"config: run_variants lists 'bigrock', a Big Rock helper \(target: big_rock\), .*"
+            r"Fix: remove it from run_variants and add `big_rock_helper: \{variant: bigrock\}`",
+        ),
+    ],
+)
+def test_a_big_rock_helper_used_as_a_scored_variant_is_refused_with_the_fix(changes, message):
+    with pytest.raises(ValueError, match=message):
+        check_big_rock_helper_use(helper_config(**changes))
+
+
+def test_a_big_rock_helper_used_as_a_helper_passes():
+    check_big_rock_helper_use(helper_config(run_variants=["unet"], ensembles={"mix": ["unet"]}))

@@ -171,6 +171,12 @@ def test_data_steps_are_byte_identical_across_runs(tiny_run, tmp_path):
 
 TINY_TRAINING = yaml.safe_load(TINY_CONFIG.read_text())["training"]
 TINY_UNET = yaml.safe_load(TINY_CONFIG.read_text())["variants"]["unet"]
+TINY_BIGROCK = {
+    "architecture": "bigrock_binary",
+    "target": "big_rock",
+    "params": TINY_UNET["params"],
+    "loss": {"name": "focal", "class_weights": [1.0, 10.0]},
+}
 
 
 def _tiny_config(**changes):
@@ -221,6 +227,33 @@ def _tiny_config(**changes):
             "micro_batch_size 5, which does not divide 16. Fix",
         ),
         ({"training": {**TINY_TRAINING, "micro_batch_size": "autoo"}}, "'autoo' is not valid"),
+        (
+            {"variants": {"unet": {**TINY_UNET, "params": {"filters": [4] * 7}}}},
+            r"variant 'unet': param 'filters' has 7 widths.*64x128 inputs allow at most 6",
+        ),
+        (
+            {
+                "variants": {"unet": TINY_UNET, "bigrock": TINY_BIGROCK},
+                "ensembles": {"mix": ["unet", "bigrock"]},
+            },
+            r"ensemble 'mix' lists 'bigrock', a Big Rock helper .* 2 classes, not 5. Fix",
+        ),
+        (
+            {
+                "variants": {"unet": TINY_UNET, "bigrock": TINY_BIGROCK},
+                "run_variants": ["unet", "bigrock"],
+            },
+            r"run_variants lists 'bigrock', a Big Rock helper .* Fix: remove it from run_variants",
+        ),
+        (
+            {"variants": {"unet": TINY_UNET, "bigrock": {**TINY_BIGROCK, "target": "classes"}}},
+            r"variant 'bigrock' has architecture bigrock_binary.* Fix: add `target: big_rock`",
+        ),
+        (
+            {"variants": {"unet": {**TINY_UNET, "loss": {**TINY_UNET["loss"], "max_weight": 9}}}},
+            r"variant 'unet' sets max_weight in its focal loss, which acts only with class_weights: "
+            r"inverse_frequency",
+        ),
         (
             {"raw_data": "/nonexistent/mars_for_students.npz"},
             "Missing input files|/nonexistent/mars_for_students.npz",

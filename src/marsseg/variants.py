@@ -24,11 +24,14 @@ def resolve_members(config: dict, variant: str) -> list[dict]:
                 "training.micro_batch_size to a divisor of batch_size, or to auto or null."
             )
         target = settings.get("target", "classes")
+        architecture = overrides.get("architecture", settings["architecture"])
+        _check_target(variant, architecture, target)
         loss = copy.deepcopy(overrides.get("loss", settings["loss"]))
         _check_class_weights(variant, loss, num_classes_for(target))
+        _check_loss_keys(variant, loss)
         resolved.append(
             {
-                "architecture": overrides.get("architecture", settings["architecture"]),
+                "architecture": architecture,
                 "params": copy.deepcopy(overrides.get("params", settings.get("params", {}))),
                 "loss": loss,
                 "training": training,
@@ -60,3 +63,73 @@ def _check_class_weights(variant: str, loss: dict, num_classes: int) -> None:
                 f"model of {num_classes} classes. Fix: give {num_classes} weights, {classes}, "
                 "or class_weights: inverse_frequency."
             )
+
+
+def _check_target(variant: str, architecture: str, target: str) -> None:
+    """bigrock_binary builds the 2-class Big Rock helper only: refused for a 5-class target."""
+    if architecture == "bigrock_binary" and target != "big_rock":
+        raise ValueError(
+            f"config: variant '{variant}' has architecture bigrock_binary, the 2-class Big Rock "
+            f"helper, but target {target} (5 classes). Fix: add `target: big_rock` to "
+            f"variants.{variant} and name it in another variant's `big_rock_helper:`, or use "
+            "another architecture (unet for 5 classes)."
+        )
+
+
+# Snakemake merges a --configfile overlay into config.yaml key by key, so an overlay that changes
+# a variant's loss keeps the keys of config.yaml's loss that it does not set.
+_OVERLAY_HINT = (
+    " (An overlay over config.yaml keeps that variant's other loss keys: define the changed "
+    "variant under a new name there.)"
+)
+
+
+def _check_loss_keys(variant: str, loss: dict) -> None:
+    """Loss keys that would act on nothing are refused: background_weight and max_weight shape
+    the computed weights of class_weights: inverse_frequency only, gamma a focal loss only."""
+    for part in [loss, *loss.get("components", [])]:
+        for key in ("background_weight", "max_weight"):
+            if key in part and part.get("class_weights") != "inverse_frequency":
+                raise ValueError(
+                    f"config: variant '{variant}' sets {key} in its {part['name']} loss, which "
+                    "acts only with class_weights: inverse_frequency (here class_weights is "
+                    f"{part.get('class_weights', 'not set')}). Fix: remove {key} and write the "
+                    "weights you want into class_weights, or set class_weights: inverse_frequency."
+                    + _OVERLAY_HINT
+                )
+        if "gamma" in part and not _gamma_acts(part):
+            raise ValueError(
+                f"config: variant '{variant}' sets gamma in its {part['name']} loss, but gamma "
+                "acts only in a focal loss. Fix: remove gamma, or use name: focal." + _OVERLAY_HINT
+            )
+
+
+def _gamma_acts(part: dict) -> bool:
+    """A focal loss uses its gamma; a combined loss passes it to its focal components that have
+    no gamma of their own."""
+    if part["name"] == "focal":
+        return True
+    return any(c["name"] == "focal" and "gamma" not in c for c in part.get("components", []))
+
+
+def check_big_rock_helper_use(config: dict) -> None:
+    """A Big Rock helper (`target: big_rock`) predicts 2 classes, and serves the variants that
+    name it in `big_rock_helper:`: refused in an ensemble and in run_variants."""
+    helpers = [name for name, v in config["variants"].items() if v.get("target") == "big_rock"]
+    for name in config["run_variants"] or []:
+        if name in helpers:
+            raise ValueError(
+                f"config: run_variants lists '{name}', a Big Rock helper (target: big_rock), "
+                "which is not scored on its own: it is trained for the variants that name it "
+                "in `big_rock_helper:`. Fix: remove it from run_variants and add "
+                f"`big_rock_helper: {{variant: {name}}}` to a variant that run_variants lists."
+            )
+    for ensemble, parts in config["ensembles"].items():
+        for name in parts:
+            if name in helpers:
+                raise ValueError(
+                    f"config: ensemble '{ensemble}' lists '{name}', a Big Rock helper (target: "
+                    f"big_rock), which predicts 2 classes, not {NUM_CLASSES}. Fix: remove it from "
+                    f"the ensemble and use it as `big_rock_helper: {{variant: {name}}}` of a "
+                    "variant instead."
+                )

@@ -11,9 +11,14 @@ sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
 from marsseg.augment import check_steps  # noqa: E402
 from marsseg.config_errors import schema_error_message  # noqa: E402
-from marsseg.models import ARCHITECTURE_NAMES, describe, resolve_params  # noqa: E402
+from marsseg.models import (  # noqa: E402
+    ARCHITECTURE_NAMES,
+    check_depth,
+    describe,
+    resolve_params,
+)
 from marsseg.tuning import check_search_space  # noqa: E402
-from marsseg.variants import resolve_members  # noqa: E402
+from marsseg.variants import check_big_rock_helper_use, resolve_members  # noqa: E402
 
 try:
     validate(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -46,7 +51,7 @@ def check_variants():
                     f"which does not exist. Fix: use one of {', '.join(ARCHITECTURE_NAMES)}."
                 )
             try:
-                resolve_params(member["architecture"], member["params"])
+                check_depth(resolve_params(member["architecture"], member["params"]))
             except ValueError as error:
                 raise ValueError(
                     f"config: variant '{name}': {error}. Fix: correct variants.{name}.params."
@@ -69,13 +74,6 @@ def check_variants():
             f"config: run_variants lists unknown variant(s) {unknown}. "
             f"Fix: use names defined under `variants:` or `ensembles:` ({', '.join(known)})."
         )
-    scored = SCORED_VARIANTS + list(config["ensembles"])
-    if config["run_variants"] and not set(config["run_variants"]) & set(scored):
-        raise ValueError(
-            f"config: run_variants {config['run_variants']} names no scored variant (a "
-            "`target: big_rock` helper is trained only for the variants that use it). "
-            f"Fix: add one of {', '.join(scored)}."
-        )
     for name, parts in config["ensembles"].items():
         if name in config["variants"]:
             raise ValueError(
@@ -87,6 +85,7 @@ def check_variants():
                 f"config: ensemble '{name}' lists unknown variant(s) {unknown}. "
                 f"Fix: use variants defined under `variants:` ({', '.join(config['variants'])})."
             )
+    check_big_rock_helper_use(config)
 
 
 def members(variant):

@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from marsseg import IMAGE_HEIGHT, IMAGE_WIDTH
+
 ARCHITECTURE_NAMES: tuple[str, ...] = (
     "unet",
     "stacked",
@@ -124,6 +126,20 @@ def resolve_params(architecture: str, params: Mapping | None) -> dict:
     return out
 
 
+def check_depth(p: dict, height: int = IMAGE_HEIGHT, width: int = IMAGE_WIDTH) -> None:
+    """Each width in a list of filters is a down-block, which halves the image: resolved params
+    (`resolve_params`) with more of them than a height x width input can halve are refused."""
+    largest = 0
+    while height % 2 ** (largest + 1) == 0 and width % 2 ** (largest + 1) == 0:
+        largest += 1
+    for key in ("filters", "filters_a", "filters_b"):
+        if len(p.get(key, [])) > largest:
+            raise ValueError(
+                f"param {key!r} has {len(p[key])} widths, one down-block each, but {height}x{width} "
+                f"inputs allow at most {largest} (each down-block halves them)"
+            )
+
+
 _NORM_WORDS = {"ln_bn": "LN+BN", "bn": "BN", "ln": "LN", "none": "no norm"}
 
 
@@ -183,12 +199,7 @@ def build_model(
             f"architecture 'bigrock_binary' is the 2-class Big Rock helper; pass num_classes=2, "
             f"got {num_classes}"
         )
-    height, width = int(input_shape[0]), int(input_shape[1])
-    depth = max(len(p.get(k, [])) for k in ("filters", "filters_a", "filters_b"))
-    if height % 2**depth or width % 2**depth:
-        raise ValueError(
-            f"input {height}x{width} is not divisible by 2**{depth} (depth {depth} of {architecture})"
-        )
+    check_depth(p, int(input_shape[0]), int(input_shape[1]))
     from marsseg.models import architectures
 
     return architectures.BUILDERS[architecture](p, tuple(input_shape), int(num_classes))
@@ -229,6 +240,7 @@ __all__ = [
     "ARCHITECTURE_NAMES",
     "PARAM_DEFAULTS",
     "build_model",
+    "check_depth",
     "describe",
     "inverse_frequency_weights",
     "resolve_params",
