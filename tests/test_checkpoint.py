@@ -1,7 +1,13 @@
 """The training checkpoint: a run restored from it carries on with the same model and optimizer
-state, and the file on disk is always a whole checkpoint."""
+state, the file on disk is always a whole checkpoint, and only the training that wrote it (the
+same settings and data) resumes it."""
 
 from __future__ import annotations
+
+import csv
+import logging
+import shutil
+import time
 
 import keras
 import numpy as np
@@ -12,12 +18,19 @@ from marsseg.checkpoint import (
     checkpoint_callback,
     epochs_completed,
     restore_checkpoint,
+    saved_fingerprint,
     stopped_early,
     training_state,
     write_checkpoint,
 )
+from marsseg.io import save_arrays
 from marsseg.models.losses import make_loss
-from marsseg.training import compiled_model, score_callbacks
+from marsseg.training import (
+    compiled_model,
+    score_callbacks,
+    train_member_in,
+    training_fingerprint,
+)
 
 TRAINING = {
     "batch_size": 8,
@@ -26,6 +39,28 @@ TRAINING = {
     "weight_decay": 0.001,
 }
 PARAMS = {"filters": [4, 8], "dilation_rates": [1, 2]}
+# A member as train_member_in takes it.
+SETTINGS = {
+    "architecture": "unet",
+    "params": PARAMS,
+    "loss": {"name": "sparse_categorical_crossentropy"},
+    "training": {**TRAINING, "epochs": 2, "reduce_lr_patience": 5, "early_stopping_patience": 5},
+    "target": "classes",
+}
+
+
+def write_data(directory, n_train=16, n_val=8, seed=0):
+    """Tiny train.npz and val.npz in `directory`."""
+    rng = np.random.default_rng(seed)
+    for name, n in (("train", n_train), ("val", n_val)):
+        masks = rng.integers(0, 5, (n, 64, 128), dtype=np.uint8)
+        save_arrays(directory / f"{name}.npz", images=(masks * 50).astype(np.uint8), masks=masks)
+
+
+def train_in(directory, settings=SETTINGS, extra_callbacks=()) -> dict:
+    """train_member_in on the data in `directory`, writing there (checkpoints in checkpoint/)."""
+    data = (directory / "train.npz", directory / "val.npz")
+    return train_member_in(directory, *data, settings, seed=0, extra_callbacks=extra_callbacks)
 
 
 def new_model(params=PARAMS):
@@ -158,13 +193,16 @@ def test_a_resumed_run_reduces_the_rate_stops_and_restores_the_best_weights_as_o
 def test_a_run_killed_after_early_stopping_ended_it_trains_no_more_and_saves_the_best_weights(
     tmp_path,
 ):
-    from marsseg.io import save_arrays
-    from marsseg.training import train_member
-
-    rng = np.random.default_rng(0)
-    for name, n in (("train", 16), ("val", 8)):
-        masks = rng.integers(0, 5, (n, 64, 128), dtype=np.uint8)
-        save_arrays(tmp_path / f"{name}.npz", images=(masks * 50).astype(np.uint8), masks=masks)
+    write_data(tmp_path)
+    settings = {
+        **SETTINGS,
+        "training": {
+            **TRAINING,
+            "epochs": 6,
+            "reduce_lr_patience": 1,
+            "early_stopping_patience": 1,
+        },
+    }
     # What the job left: early stopping ended it at epoch 2 (best at epoch 1) and the
     # checkpoint of that epoch was written, but not the model.
     checkpoint_dir = tmp_path / "checkpoint"
@@ -179,21 +217,12 @@ def test_a_run_killed_after_early_stopping_ended_it_trains_no_more_and_saves_the
     early_stopping.best, early_stopping.wait, early_stopping.best_epoch = 0.4, 1, 1
     early_stopping.stopped_epoch, early_stopping.best_weights = 2, best_weights
     counters, kept = callback_state([reduce_lr, early_stopping])
-    write_checkpoint(checkpoint_dir / "checkpoint.npz", 3, state(model), counters, kept)
-
-    info = train_member(
-        train_npz=str(tmp_path / "train.npz"),
-        val_npz=str(tmp_path / "val.npz"),
-        model_out=str(tmp_path / "model.keras"),
-        history_out=str(tmp_path / "history.csv"),
-        info_out=str(tmp_path / "info.json"),
-        checkpoint_dir=str(checkpoint_dir),
-        architecture="unet",
-        params=PARAMS,
-        loss={"name": "sparse_categorical_crossentropy"},
-        training={**TRAINING, "epochs": 6, "reduce_lr_patience": 1, "early_stopping_patience": 1},
-        seed=0,
+    fingerprint = training_fingerprint(tmp_path / "train.npz", tmp_path / "val.npz", settings, 0)
+    write_checkpoint(
+        checkpoint_dir / "checkpoint.npz", 3, state(model), counters, kept, fingerprint
     )
+
+    info = train_in(tmp_path, settings)
     assert (info["resumed_from_epoch"], info["epochs_run"]) == (3, 3)
     assert info["best_val_miou"] == pytest.approx(0.4)
     saved = keras.models.load_model(tmp_path / "model.keras", compile=False)
@@ -219,3 +248,80 @@ def test_a_restored_model_draws_the_dropout_masks_the_trained_one_would_draw_nex
     np.testing.assert_array_equal(next_trained, next_restored)
     fresh = keras.ops.convert_to_numpy(new_model(params)(x[:2], training=True))
     assert not np.array_equal(next_trained, fresh)
+
+
+class Killed(Exception):
+    """What stops the training in `killed_after_one_epoch`."""
+
+
+@pytest.fixture(scope="module")
+def killed_after_one_epoch(tmp_path_factory):
+    """A folder with train.npz, val.npz and what a training of SETTINGS on them that was killed
+    after its first epoch left in checkpoint/."""
+    directory = tmp_path_factory.mktemp("killed")
+    write_data(directory)
+    checkpoint = directory / "checkpoint" / "checkpoint.npz"
+
+    class KillAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                while epochs_completed(checkpoint) < 1:  # written in the background
+                    time.sleep(0.01)
+                raise Killed
+
+    with pytest.raises(Killed):
+        train_in(directory, extra_callbacks=(KillAfterFirstEpoch(),))
+    assert saved_fingerprint(checkpoint)
+    return directory
+
+
+@pytest.fixture
+def killed(killed_after_one_epoch, tmp_path, caplog):
+    """A copy of `killed_after_one_epoch`'s folder, in another place (the output paths are not in
+    the fingerprint); training's log is kept."""
+    shutil.copytree(killed_after_one_epoch, tmp_path, dirs_exist_ok=True)
+    caplog.set_level(logging.INFO, logger="marsseg.training")
+    return tmp_path
+
+
+def test_a_killed_training_rerun_with_the_same_settings_and_data_resumes(killed, caplog):
+    info = train_in(killed)
+    assert (info["resumed_from_epoch"], info["epochs_run"]) == (1, 2)
+    assert "Resuming from epoch 1" in caplog.text
+    assert "different settings or data" not in caplog.text
+
+
+class LearningRates(keras.callbacks.Callback):
+    """Records the optimizer's learning rate at the start of each epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.rates = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.rates.append(float(self.model.optimizer.learning_rate))
+
+
+@pytest.mark.parametrize("change", ["learning rate", "training data", "checkpoint of before"])
+def test_a_checkpoint_of_other_settings_or_data_is_not_resumed(killed, caplog, change):
+    settings = SETTINGS
+    if change == "learning rate":
+        settings = {**SETTINGS, "training": {**SETTINGS["training"], "learning_rate": 0.0001}}
+    if change == "training data":
+        write_data(killed, seed=1)
+    if change == "checkpoint of before":  # checkpoints held no fingerprint then
+        path = killed / "checkpoint" / "checkpoint.npz"
+        with np.load(path) as saved:
+            arrays = {name: saved[name] for name in saved.files if name != "fingerprint"}
+        np.savez(path, **arrays)
+        assert saved_fingerprint(path) is None
+
+    learning_rates = LearningRates()
+    info = train_in(killed, settings, extra_callbacks=(learning_rates,))
+    assert (info["resumed_from_epoch"], info["epochs_run"]) == (0, 2)
+    assert "belongs to different settings or data: training starts afresh" in caplog.text
+    assert "Resuming" not in caplog.text
+    rate = settings["training"]["learning_rate"]  # not the killed run's
+    assert learning_rates.rates == pytest.approx([rate, rate])
+    with open(killed / "history.csv", newline="") as handle:  # nor its history's rows
+        assert [row["epoch"] for row in csv.DictReader(handle)] == ["0", "1"]

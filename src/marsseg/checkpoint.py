@@ -11,7 +11,10 @@ checkpoint aside. Measured on a 2-core CPU: 0.15 s per epoch for the single UNet
 its filters (1.2 % of an epoch of 1024 images) and 0.24 s at full width. Here the epoch's end
 only copies the variables (0.02 s and 0.04 s) and a background thread writes them to a temporary
 file and renames it over the last checkpoint, so the file on disk is always a whole checkpoint,
-the last one or the one before."""
+the last one or the one before.
+
+Each checkpoint also holds the fingerprint of the training that wrote it (its settings and data,
+`marsseg.training.training_fingerprint`): only the same training resumes it."""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import numpy as np
 
 EPOCHS_KEY = "epochs_completed"
 COUNTERS_KEY = "callback_counters"
+FINGERPRINT_KEY = "fingerprint"
 # What Keras' ReduceLROnPlateau and EarlyStopping carry from one epoch to the next (each has some).
 COUNTER_ATTRIBUTES = ("best", "wait", "cooldown_counter", "best_epoch", "stopped_epoch")
 
@@ -60,10 +64,11 @@ def write_checkpoint(
     values: list[np.ndarray],
     counters: list[dict] = (),
     best_weights: list[np.ndarray] | None = None,
+    fingerprint: str = "",
 ) -> None:
-    """Write the values, the epoch count and the callbacks' state to `path` at once: to a
-    temporary file first, then renamed over `path` (a kill mid-write leaves the previous
-    checkpoint whole)."""
+    """Write the values, the epoch count, the callbacks' state and the fingerprint of the
+    training that wrote them to `path` at once: to a temporary file first, then renamed over
+    `path` (a kill mid-write leaves the previous checkpoint whole)."""
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
     with open(partial, "wb") as handle:
@@ -71,7 +76,11 @@ def write_checkpoint(
         arrays |= {f"best_weight_{i}": value for i, value in enumerate(best_weights or [])}
         np.savez(
             handle,
-            **{EPOCHS_KEY: np.int64(epochs_completed), COUNTERS_KEY: json.dumps(list(counters))},
+            **{
+                EPOCHS_KEY: np.int64(epochs_completed),
+                COUNTERS_KEY: json.dumps(list(counters)),
+                FINGERPRINT_KEY: fingerprint,
+            },
             **arrays,
         )
     os.replace(partial, path)
@@ -83,6 +92,15 @@ def epochs_completed(path: str | Path) -> int:
         return 0
     with np.load(path) as saved:
         return int(saved[EPOCHS_KEY])
+
+
+def saved_fingerprint(path: str | Path) -> str | None:
+    """The fingerprint of the training that wrote the checkpoint at `path`; None if there is no
+    checkpoint, or it is from before checkpoints kept one."""
+    if not Path(path).exists():
+        return None
+    with np.load(path) as saved:
+        return str(saved[FINGERPRINT_KEY]) if FINGERPRINT_KEY in saved.files else None
 
 
 def restore_checkpoint(path: str | Path, model) -> int:
@@ -143,9 +161,10 @@ def stopped_early(path: str | Path) -> bool:
     return any((c.get("stopped_epoch") or 0) > 0 for c in counters)
 
 
-def checkpoint_callback(path: str | Path, carried_callbacks=()):
+def checkpoint_callback(path: str | Path, carried_callbacks=(), fingerprint: str = ""):
     """A Keras callback that checkpoints to `path` at the end of every epoch: it copies the
-    variables and the state of `carried_callbacks` there and then, and writes them in a
+    variables and the state of `carried_callbacks` there and then (with `fingerprint`, the
+    training's, see `write_checkpoint`), and writes them in a
     background thread while the next epoch runs (waiting for the previous write first, and for
     the last one when training ends). When training begins with a checkpoint at `path` (the
     model restored from it with `restore_checkpoint`), it gives `carried_callbacks` their saved
@@ -170,7 +189,7 @@ def checkpoint_callback(path: str | Path, carried_callbacks=()):
             counters, best_weights = callback_state(carried_callbacks)
             self.wait()
             self.pending = self.writer.submit(
-                write_checkpoint, path, epoch + 1, values, counters, best_weights
+                write_checkpoint, path, epoch + 1, values, counters, best_weights, fingerprint
             )
 
         def on_train_end(self, logs=None):
