@@ -77,6 +77,41 @@ def test_xla_setting_reaches_the_compiled_model():
         assert model.jit_compile is jit_compile_for(keras.backend.backend(), training)
 
 
+@pytest.fixture
+def keep_dtype_policy():
+    """The dtype policy is process-global: give the other tests back the one they had."""
+    policy = keras.mixed_precision.global_policy()
+    yield
+    keras.mixed_precision.set_global_policy(policy)
+
+
+def test_mixed_precision_and_xla_train_together(keep_dtype_policy):
+    """The README's GPU settings together. On TensorFlow, XLA's gradient of a float16 bilinear
+    upsampling came back float32 and XLA refused the step ("Seen floating point types of
+    different precisions"); the upsampling now computes in float32."""
+    from marsseg.training import setup_backend
+
+    training = {**TRAINING, "batch_size": 2, "mixed_precision": True, "xla": True}
+    setup_backend(1, mixed_precision=True)
+    loss = make_loss({"name": "focal", "class_weights": [0, 1, 1, 1, 5]}, num_classes=5)
+    model = compiled_model(
+        "unet",
+        {"filters": [4], "dilation_rates": [1], "dropout": 0.1},
+        loss,
+        training,
+        num_classes=5,
+    )
+    assert model.get_layer("dec1_2_conv").compute_dtype == "float16"
+    assert model.get_layer("dec1_up").compute_dtype == "float32"
+    assert model.jit_compile is True
+    before = model.get_weights()
+    x = np.random.default_rng(0).random((2, 64, 128, 1), dtype=np.float32)
+    y = np.minimum((x[..., 0] * 5).astype(np.uint8), 4)
+    history = model.fit(x, y, batch_size=2, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"]).all()
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+
+
 @pytest.mark.parametrize(
     ("batch_size", "setting", "expected"),
     [(32, None, 32), (32, 4, 4), (32, 64, 32), (12, 12, 12)],

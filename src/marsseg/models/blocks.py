@@ -64,8 +64,14 @@ def downsample(x, name: str):
 
 
 def upsample_concat(x, skips: Sequence, name: str):
-    """Bilinear x2 upsampling, then concatenation with the encoder's skip tensor(s)."""
-    x = layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_up")(x)
+    """Bilinear x2 upsampling, then concatenation with the encoder's skip tensor(s).
+
+    The upsampling computes in float32 also under mixed precision: TensorFlow's XLA kernel for
+    the gradient of a bilinear resize (ResizeBilinearGrad, half-pixel centres) returns float32
+    for a float16 input where the graph expects float16, and XLA refuses the mixed graph
+    ("Seen floating point types of different precisions"). With float32 layers (the default
+    policy) this changes nothing."""
+    x = layers.UpSampling2D(2, interpolation="bilinear", dtype="float32", name=f"{name}_up")(x)
     return layers.Concatenate(name=f"{name}_concat")([x, *skips])
 
 
