@@ -95,10 +95,8 @@ def epochs_completed(path: str | Path) -> int:
 
 
 def saved_fingerprint(path: str | Path) -> str | None:
-    """The fingerprint of the training that wrote the checkpoint at `path`; None if there is no
-    checkpoint, or it is from before checkpoints kept one."""
-    if not Path(path).exists():
-        return None
+    """The fingerprint of the training that wrote the checkpoint at `path`; None if it is from
+    before checkpoints kept one."""
     with np.load(path) as saved:
         return str(saved[FINGERPRINT_KEY]) if FINGERPRINT_KEY in saved.files else None
 

@@ -267,11 +267,11 @@ def resume(checkpoint_dir: Path, fingerprint: str, model) -> int:
     or one of other settings or data, or from before checkpoints kept their fingerprint) remove
     the directory and return 0: training starts afresh."""
     checkpoint = checkpoint_dir / "checkpoint.npz"
-    if checkpoint.exists() and saved_fingerprint(checkpoint) == fingerprint:
-        resumed_from = restore_checkpoint(checkpoint, model)
-        log.info("Resuming from epoch %d (checkpoint in %s)", resumed_from, checkpoint_dir)
-        return resumed_from
     if checkpoint.exists():
+        if saved_fingerprint(checkpoint) == fingerprint:
+            resumed_from = restore_checkpoint(checkpoint, model)
+            log.info("Resuming from epoch %d (checkpoint in %s)", resumed_from, checkpoint_dir)
+            return resumed_from
         log.warning(
             "The checkpoint in %s belongs to different settings or data: training starts afresh",
             checkpoint_dir,
