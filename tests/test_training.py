@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import copy
 import os
 import subprocess
 import sys
@@ -15,7 +16,13 @@ import pytest
 import marsseg.training
 from marsseg.metrics import confusion_matrix, mean_iou
 from marsseg.models.losses import make_loss
-from marsseg.training import accelerators, compiled_model, jit_compile_for, micro_batch_size
+from marsseg.training import (
+    accelerators,
+    class_weights_for,
+    compiled_model,
+    jit_compile_for,
+    micro_batch_size,
+)
 from marsseg.variants import resolve_members
 
 TRAINING = {
@@ -251,3 +258,24 @@ def test_validation_loss_in_passes_is_the_loss_of_the_whole_set(loss_name):
     predicted = np.argmax(probabilities, axis=-1)
     expected = mean_iou(confusion_matrix(y, predicted))
     assert 0 < val_miou == pytest.approx(expected)
+
+
+def test_inverse_frequency_weights_of_a_combined_loss_leave_the_settings_untouched():
+    masks = np.zeros((2, 4, 4), dtype=np.uint8)
+    masks[0, :2] = 1  # 8 Soil pixels, 2 Sand, the other 22 Background
+    masks[1, 0, :2] = 3
+    loss = {
+        "name": "combined",
+        "components": [
+            {"name": "focal", "class_weights": "inverse_frequency", "max_weight": 4.0},
+            {"name": "dice"},
+        ],
+    }
+    settings = copy.deepcopy(loss)
+    resolved = class_weights_for(loss, masks, num_classes=5)
+    assert loss == settings
+    focal, dice = resolved["components"]
+    assert focal["class_weights"][0] == 0.0 and "max_weight" not in focal
+    assert focal["class_weights"][3] > focal["class_weights"][1] > 0  # Sand rarer than Soil
+    assert max(focal["class_weights"]) <= 4.0
+    assert dice == {"name": "dice"}

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from marsseg.variants import check_big_rock_helper_use, num_classes_for, resolve_members
+from marsseg.variants import (
+    big_rock_helper_of,
+    check_big_rock_helper_use,
+    helper_variants,
+    num_classes_for,
+    resolve_members,
+)
 
 TRAINING = {"batch_size": 32, "micro_batch_size": "auto"}
 
@@ -188,3 +194,51 @@ def test_a_big_rock_helper_used_as_a_scored_variant_is_refused_with_the_fix(chan
 
 def test_a_big_rock_helper_used_as_a_helper_passes():
     check_big_rock_helper_use(helper_config(run_variants=["unet"], ensembles={"mix": ["unet"]}))
+
+
+def config_with_helpers(unet_helper, multipath_helper) -> dict:
+    """helper_config with a second helper, and an ensemble of unet and multipath."""
+    config = helper_config(ensembles={"mix": ["unet", "multipath"]})
+    config["variants"]["bigrock_strict"] = config["variants"]["bigrock"]
+    config["variants"]["multipath"] = {"architecture": "multipath", "loss": {"name": "focal"}}
+    for name, helper in [("unet", unet_helper), ("multipath", multipath_helper)]:
+        if helper:
+            config["variants"][name]["big_rock_helper"] = helper
+    return config
+
+
+@pytest.mark.parametrize(
+    ("unet_helper", "multipath_helper", "expected"),
+    [
+        (None, None, {}),
+        ({"variant": "bigrock"}, None, {"variant": "bigrock", "threshold": 0.5}),
+        (
+            {"variant": "bigrock", "threshold": 0.7},
+            {"variant": "bigrock", "threshold": 0.7},
+            {"variant": "bigrock", "threshold": 0.7},
+        ),
+    ],
+)
+def test_an_ensemble_applies_the_big_rock_helper_its_variants_name(
+    unet_helper, multipath_helper, expected
+):
+    config = config_with_helpers(unet_helper, multipath_helper)
+    check_big_rock_helper_use(config)
+    assert big_rock_helper_of(config, "mix") == expected
+    assert big_rock_helper_of(config, "multipath") == (expected if multipath_helper else {})
+    assert helper_variants(config) == ["bigrock", "bigrock_strict"]
+
+
+@pytest.mark.parametrize(
+    ("multipath_helper", "named"),
+    [
+        ({"variant": "bigrock_strict"}, r"bigrock at p >= 0\.5, bigrock_strict at p >= 0\.5"),
+        ({"variant": "bigrock", "threshold": 0.8}, r"bigrock at p >= 0\.5, bigrock at p >= 0\.8"),
+    ],
+)
+def test_an_ensemble_of_variants_with_different_big_rock_helpers_is_refused(
+    multipath_helper, named
+):
+    config = config_with_helpers({"variant": "bigrock"}, multipath_helper)
+    with pytest.raises(ValueError, match=rf"config: ensemble 'mix' .*\({named}\).* Fix: "):
+        check_big_rock_helper_use(config)

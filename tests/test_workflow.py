@@ -344,14 +344,19 @@ def test_every_variant_ensemble_and_big_rock_helper(tmp_path):
         ]
     }
     params = table.parameters.xs(("off", "none"), level=["tta", "postprocessing"])
-    # separate: two unets; unet: itself plus its Big Rock helper; ensemble: unet + multipath
+    # separate: two unets; unet: itself plus its Big Rock helper; the ensemble: unet + multipath
+    # and unet's helper, which it applies
     assert params["separate"] == info["separate", 0]["parameter_count"] * 2
     assert (
         params["unet"] == info["unet", 0]["parameter_count"] + info["bigrock", 0]["parameter_count"]
     )
     assert params["unet_multipath"] == (
-        info["unet", 0]["parameter_count"] + info["multipath", 0]["parameter_count"]
+        info["unet", 0]["parameter_count"]
+        + info["multipath", 0]["parameter_count"]
+        + info["bigrock", 0]["parameter_count"]
     )
+    features = table.features.xs(("off", "none"), level=["tta", "postprocessing"])
+    assert features["unet_multipath"].endswith("; Big Rock from bigrock where p >= 0.4")
     assert info["bigrock", 0]["target"] == "big_rock"
     assert info["separate", 1]["loss"]["name"] == "sparse_categorical_crossentropy"
     assert info["separate", 1]["seed"] == 1001 and info["separate", 0]["seed"] == 1

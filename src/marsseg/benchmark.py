@@ -42,7 +42,7 @@ import numpy as np
 import yaml
 
 from marsseg.training import accelerators
-from marsseg.variants import resolve_members
+from marsseg.variants import big_rock_helper_of, helper_variants, resolve_members
 
 REPO = Path(__file__).resolve().parents[2]
 PARTS = ("data", "postprocess", "dryrun", "noop", "rules", "memory", "prediction", "training")
@@ -379,7 +379,7 @@ def bench_memory(config, variants, data, rows, quick: bool) -> None:
         config_file = tmp / "config.yaml"
         config_file.write_text(yaml.safe_dump(config))
         for variant in variants:
-            predicted = config["variants"][variant].get("target") != "big_rock"
+            predicted = variant not in helper_variants(config)
             probes = [("training", "train", files["train"], files["val"], steps)]
             if predicted:
                 probes.append(("prediction", "predict", files["val"], files["test"], images))
@@ -429,7 +429,7 @@ def bench_prediction(config, names, data, n_images, repeats, rows) -> None:
     for name in names:
         parts = config["ensembles"].get(name, [name])
         specs = [(m, 5) for part in parts for m in resolve_members(config, part)]
-        helper = config["variants"].get(name, {}).get("big_rock_helper", {})
+        helper = big_rock_helper_of(config, name)
         if helper:
             specs += [(m, 2) for m in resolve_members(config, helper["variant"])]
         models = [build_model(m["architecture"], m["params"], num_classes=c) for m, c in specs]
@@ -893,7 +893,7 @@ def main(argv: list[str] | None = None) -> None:
         settings["images predicted"] = (
             f"{min(n, len(data['test_images']))} of {len(data['test_images'])}"
         )
-        scored = [v for v in variants if config["variants"][v].get("target") != "big_rock"]
+        scored = [v for v in variants if v not in helper_variants(config)]
         bench_prediction(config, scored + list(config["ensembles"]), data, n, repeats, rows)
         save()
     if "training" in parts:

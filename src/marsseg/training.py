@@ -105,8 +105,11 @@ def class_weights_for(loss_cfg: dict, train_masks: np.ndarray, num_classes: int)
             max_weight=loss_cfg.pop("max_weight", None),
         )
         loss_cfg["class_weights"] = [float(w) for w in weights]
-    for component in loss_cfg.get("components", []):
-        component.update(class_weights_for(component, train_masks, num_classes))
+    if "components" in loss_cfg:
+        loss_cfg["components"] = [
+            class_weights_for(component, train_masks, num_classes)
+            for component in loss_cfg["components"]
+        ]
     return loss_cfg
 
 

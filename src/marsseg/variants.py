@@ -112,10 +112,35 @@ def _gamma_acts(part: dict) -> bool:
     return any(c["name"] == "focal" and "gamma" not in c for c in part.get("components", []))
 
 
+def helper_variants(config: dict) -> list[str]:
+    """The Big Rock helpers (`target: big_rock`): trained for the variants that name them in
+    `big_rock_helper:`, never scored on their own."""
+    return [name for name, v in config["variants"].items() if v.get("target") == "big_rock"]
+
+
+def big_rock_helper_of(config: dict, name: str) -> dict:
+    """The Big Rock helper of a predicted name, {variant, threshold}, or {} if it has none. A
+    variant has its own; an ensemble applies the one its parts name (it may not have two)."""
+    helpers = _helpers_of(config, config["ensembles"].get(name, [name]))
+    return helpers[0] if helpers else {}
+
+
+def _helpers_of(config: dict, variants: list[str]) -> list[dict]:
+    helpers = []
+    for variant in variants:
+        helper = config["variants"].get(variant, {}).get("big_rock_helper")
+        if helper:
+            helper = {"variant": helper["variant"], "threshold": helper.get("threshold", 0.5)}
+            if helper not in helpers:
+                helpers.append(helper)
+    return helpers
+
+
 def check_big_rock_helper_use(config: dict) -> None:
     """A Big Rock helper (`target: big_rock`) predicts 2 classes, and serves the variants that
-    name it in `big_rock_helper:`: refused in an ensemble and in run_variants."""
-    helpers = [name for name, v in config["variants"].items() if v.get("target") == "big_rock"]
+    name it in `big_rock_helper:`: refused in an ensemble and in run_variants. An ensemble
+    applies its parts' helper, so its parts may not name two different ones."""
+    helpers = helper_variants(config)
     for name in config["run_variants"] or []:
         if name in helpers:
             raise ValueError(
@@ -133,3 +158,11 @@ def check_big_rock_helper_use(config: dict) -> None:
                     f"the ensemble and use it as `big_rock_helper: {{variant: {name}}}` of a "
                     "variant instead."
                 )
+        different = _helpers_of(config, parts)
+        if len(different) > 1:
+            named = ", ".join(f"{h['variant']} at p >= {h['threshold']}" for h in different)
+            raise ValueError(
+                f"config: ensemble '{ensemble}' averages variants with different Big Rock "
+                f"helpers ({named}), and an ensemble applies one. Fix: give its variants the "
+                "same `big_rock_helper:` (or none), or ensemble other variants."
+            )

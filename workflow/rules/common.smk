@@ -18,7 +18,12 @@ from marsseg.models import (  # noqa: E402
     resolve_params,
 )
 from marsseg.tuning import check_search_space  # noqa: E402
-from marsseg.variants import check_big_rock_helper_use, resolve_members  # noqa: E402
+from marsseg.variants import (  # noqa: E402
+    big_rock_helper_of,
+    check_big_rock_helper_use,
+    helper_variants,
+    resolve_members,
+)
 
 try:
     validate(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -107,8 +112,9 @@ def trained_variants(name):
 
 
 def big_rock_helper(name):
-    """The Big Rock helper settings of a predicted name (an ensemble has none), or {}."""
-    return config["variants"].get(name, {}).get("big_rock_helper", {})
+    """The Big Rock helper of a predicted name, {variant, threshold}, or {} (an ensemble
+    applies its parts' helper)."""
+    return big_rock_helper_of(config, name)
 
 
 def helper_models(wildcards):
@@ -127,23 +133,20 @@ def helper_threshold(wildcards):
 
 def variant_features(variant):
     if variant in config["ensembles"]:
-        return "soft-vote ensemble of " + " + ".join(config["ensembles"][variant])
-    features = [describe(m["architecture"], m["params"]) for m in members(variant)]
-    text = features[0]
-    if len(features) > 1:
-        text = f"{len(features)} separately trained: " + " + ".join(features)
+        text = "soft-vote ensemble of " + " + ".join(config["ensembles"][variant])
+    else:
+        features = [describe(m["architecture"], m["params"]) for m in members(variant)]
+        text = features[0]
+        if len(features) > 1:
+            text = f"{len(features)} separately trained: " + " + ".join(features)
     helper = big_rock_helper(variant)
     if helper:
-        text += f"; Big Rock from {helper['variant']} where p >= {helper.get('threshold', 0.5)}"
+        text += f"; Big Rock from {helper['variant']} where p >= {helper['threshold']}"
     return text
 
 
 VARIANTS = list(config["variants"])  # everything that can be trained
-SCORED_VARIANTS = [
-    name
-    for name, v in config["variants"].items()
-    if v.get("target", "classes") == "classes"
-]
+SCORED_VARIANTS = [name for name in VARIANTS if name not in helper_variants(config)]
 
 check_raw_data()
 check_variants()
