@@ -6,6 +6,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -186,9 +187,28 @@ def load_course_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def _read_array(data, key: str, path: Path) -> np.ndarray:
+    """`data[key]` as an array, or an InputError: an object array (which needs pickle, refused),
+    a damaged member (bad CRC, broken compression, cut short, a bad .npy header) or a member that
+    is not a .npy array at all (np.load then hands back its raw bytes)."""
     try:
-        return data[key]
-    except ValueError as error:  # object arrays need pickle, which we refuse
+        array = data[key]
+    except ValueError as error:
+        if "allow_pickle" not in str(error):
+            raise _damaged(path, key, error) from error
         raise InputError(
             f"'{path}' holds object arrays ({error}). Fix: store plain numeric arrays."
         ) from error
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise _damaged(path, key, error) from error
+    if not isinstance(array, np.ndarray):
+        raise _damaged(path, key, "the member is not a .npy array")
+    return array
+
+
+def _damaged(path: Path, key: str, reason) -> InputError:
+    return InputError(
+        f"'{key}' in '{path}' cannot be read as an array ({reason}): the file is damaged "
+        "(an interrupted download or copy?) or was not written by np.savez. "
+        "Fix: fetch the course file mars_for_students.npz again, or re-save your arrays with "
+        "np.savez(path, training_set=..., test_set=...)."
+    )
