@@ -112,9 +112,37 @@ def test_cutmix_keeps_alignment_and_targets_big_rock(rng):
         ({"name": "rotate180", "probability": -3}, "probability to a number from 0 to 1"),
         ({"name": "gaussian_noise", "std": "5"}, "std to a number >= 0"),
         ({"name": "cutmix", "big_rock_partners": 1}, "big_rock_partners to true or false"),
+        # values that crashed the step or turned it into something else
+        ({"name": "big_rock_copy_paste", "max_rocks": 0}, "max_rocks to a whole number >= 1"),
+        ({"name": "big_rock_copy_paste", "max_rocks": 1.5}, "max_rocks to a whole number >= 1"),
+        ({"name": "cutmix", "max_fraction": 2.0}, "max_fraction to a number from 0 to 1"),
+        ({"name": "contrast", "max_factor": 3}, "max_factor to a number from 0 to 1"),
+        ({"name": "brightness", "max_delta": 1e308}, "max_delta to a number from 0 to 255"),
     ],
 )
 def test_a_step_value_of_the_wrong_kind_is_refused_before_any_work(step, message):
     with pytest.raises(InputError, match=f"augmentation '{step['name']}' has .*Fix: set {message}"):
         check_steps([step])
     check_steps([{"name": "cutmix", "probability": 1, "big_rock_partners": True}])  # fine
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        {"name": "big_rock_copy_paste", "probability": 1, "max_rocks": 1},
+        {"name": "cutmix", "probability": 1, "max_fraction": 1},
+        {"name": "contrast", "max_factor": 1},
+        {"name": "brightness", "max_delta": 255},
+    ],
+)
+def test_the_highest_allowed_values_work(rng, step):
+    images = rng.integers(0, 256, (6, 64, 128), dtype=np.uint8)
+    masks = rng.integers(0, 4, (6, 64, 128), dtype=np.uint8)
+    masks[0, 10:20, 10:20] = 4  # one Big Rock to copy
+    out_images, out_masks = augment(images, masks, [step], seed=3)
+    assert out_images.shape == (6, 64, 128) and out_images.dtype == np.uint8
+    assert not np.array_equal(out_images, images)
+    if step["name"] == "contrast":  # factors from 0 to 2: the grey levels never invert
+        deviation = images - images.mean(axis=(1, 2), keepdims=True)
+        moved = out_images - out_images.mean(axis=(1, 2), keepdims=True)
+        assert ((deviation * moved).sum(axis=(1, 2)) >= 0).all()

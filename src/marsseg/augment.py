@@ -189,16 +189,29 @@ def check_steps(steps: list[dict]) -> None:
             _check_step_value(name, key, value, known[key])
 
 
+# Highest values: a probability or a fraction of a side is at most 1; a contrast factor below 0
+# (max_factor over 1) would invert the grey levels; an offset over 255 turns every image white
+# or black. max_rocks is a whole count of at least 1.
+_HIGHEST = {"probability": 1, "max_fraction": 1, "max_factor": 1, "max_delta": 255}
+_COUNTS = ("max_rocks",)
+
+
 def _check_step_value(name: str, key: str, value, default) -> None:
-    """A flag must be true or false; a number a number >= 0 (a probability at most 1)."""
+    """A flag must be true or false; a count a whole number >= 1; any other number a number >= 0,
+    at most _HIGHEST[key] where that is set."""
+    number = not isinstance(value, bool) and isinstance(value, int | float)
     if isinstance(default, bool):
         wrong = not isinstance(value, bool)
         wanted = "true or false"
+    elif key in _COUNTS:
+        wrong = not (number and isinstance(value, int) and value >= 1)
+        wanted = "a whole number >= 1"
+    elif key in _HIGHEST:
+        wrong = not (number and 0 <= value <= _HIGHEST[key])
+        wanted = f"a number from 0 to {_HIGHEST[key]}"
     else:
-        highest = 1 if key == "probability" else float("inf")
-        wrong = isinstance(value, bool) or not isinstance(value, int | float)
-        wrong = wrong or not 0 <= value <= highest
-        wanted = "a number from 0 to 1" if key == "probability" else "a number >= 0"
+        wrong = not (number and value >= 0)
+        wanted = "a number >= 0"
     if wrong:
         raise InputError(f"augmentation '{name}' has {key}: {value!r}. Fix: set {key} to {wanted}.")
 
