@@ -146,3 +146,39 @@ def test_the_highest_allowed_values_work(rng, step):
         deviation = images - images.mean(axis=(1, 2), keepdims=True)
         moved = out_images - out_images.mean(axis=(1, 2), keepdims=True)
         assert ((deviation * moved).sum(axis=(1, 2)) >= 0).all()
+
+
+def test_intensity_steps_work_a_chunk_at_a_time_with_the_whole_stacks_values(rng, monkeypatch):
+    """Course-size flipped stacks made float64 copies of 525 MB each (contrast after flips in
+    the leaky ablation: 2.25 GB peak, over the rule's 2000 MB); now a chunk at a time."""
+    import marsseg.augment as module
+
+    monkeypatch.setattr(module, "CHUNK_IMAGES", 2)  # 5 images: chunks of 2, 2 and 1
+    largest = []
+    to_uint8 = module._to_uint8
+    monkeypatch.setattr(module, "_to_uint8", lambda v: largest.append(len(v)) or to_uint8(v))
+    images = rng.integers(0, 256, (5, 64, 128), dtype=np.uint8)
+    masks = rng.integers(0, 5, (5, 64, 128), dtype=np.uint8)
+
+    def whole_stack(values):
+        return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+
+    draws = np.random.default_rng(4)
+    delta = draws.uniform(-20, 20, 5) * (draws.random(5) < 1.0)
+    factor = np.where(draws.random(5) < 0.6, draws.uniform(0.7, 1.3, 5), 1.0)
+    chosen = draws.random(5) < 0.8
+    noise = draws.normal(0.0, 5.0, images.shape).astype(np.float32) * chosen[:, None, None]
+    brightened = whole_stack(images + delta[:, None, None])
+    mean = brightened.mean(axis=(1, 2), keepdims=True)
+    contrasted = whole_stack(mean + (brightened - mean) * factor[:, None, None])
+    expected = whole_stack(contrasted + noise)
+
+    steps = [
+        {"name": "brightness"},
+        {"name": "contrast", "max_factor": 0.3, "probability": 0.6},
+        {"name": "gaussian_noise", "probability": 0.8},
+    ]
+    out_images, out_masks = augment(images, masks, steps, seed=4)
+    np.testing.assert_array_equal(out_images, expected)
+    assert out_masks is masks
+    assert largest and max(largest) == 2
