@@ -96,6 +96,20 @@ def test_bad_input_is_named(tmp_path, case):
         load_course_npz(write(tmp_path, **arrays))
 
 
+def test_a_value_just_out_of_range_is_printed_as_it_is_not_rounded_into_range(tmp_path):
+    """`:g` printed 4.0000002 as 4 and 255.00001 as 255: 'labels from 0 to 4, outside 0-4'."""
+    label = course_arrays()
+    label["training_set"][2, 1, 5, 5] = 4.0000002  # a float32 resize of the masks can do this
+    with pytest.raises(InputError, match=r"has labels from 0 to 4\.0000002, outside 0-4 "):
+        load_course_npz(write(tmp_path, **label))
+    bright = course_arrays()
+    bright["test_set"][0, 0, 0] = 255.00001
+    with pytest.raises(
+        InputError, match=r"'test_set' has grey levels from 0 to 255\.00001, outside"
+    ):
+        load_course_npz(write(tmp_path, **bright))
+
+
 def test_missing_file_and_not_npz(tmp_path):
     with pytest.raises(InputError, match="does not exist.*raw_data"):
         load_course_npz(tmp_path / "nope.npz")

@@ -90,7 +90,7 @@ def validate_images(name: str, images: np.ndarray) -> np.ndarray:
     low, high = float(images.min(initial=0)), float(images.max(initial=0))
     if low < 0 or high > 255:
         raise InputError(
-            f"'{name}' has grey levels from {low:g} to {high:g}, outside 0-255. "
+            f"'{name}' has grey levels from {low:.10g} to {high:.10g}, outside 0-255. "
             "Fix: give 8-bit grey levels (0-255), as in the course file; do not pre-normalise."
         )
     maybe_normalised = high <= 1 and np.issubdtype(images.dtype, np.floating)
@@ -100,7 +100,7 @@ def validate_images(name: str, images: np.ndarray) -> np.ndarray:
         rounded = np.rint(chunk)
         if maybe_normalised and not np.array_equal(chunk, rounded):
             raise InputError(
-                f"'{name}' has grey levels from {low:g} to {high:g}: it looks normalised to 0-1. "
+                f"'{name}' has grey levels from {low:.10g} to {high:.10g}: it looks normalised to 0-1. "
                 "Fix: give 8-bit grey levels (0-255), as in the course file (multiply by 255)."
             )
         as_uint8[start : start + CHUNK_IMAGES] = rounded
@@ -112,7 +112,7 @@ def validate_masks(name: str, masks: np.ndarray) -> np.ndarray:
     _check_numeric(name, masks)
     if masks.size and (masks.min() < 0 or masks.max() > NUM_CLASSES - 1):
         raise InputError(
-            f"'{name}' has labels from {masks.min():g} to {masks.max():g}, outside 0-4 "
+            f"'{name}' has labels from {masks.min():.10g} to {masks.max():.10g}, outside 0-4 "
             "(0 background, 1 soil, 2 bedrock, 3 sand, 4 big rock). "
             "Fix: map your labels to 0-4."
         )
