@@ -97,15 +97,17 @@ def test_bad_input_is_named(tmp_path, case):
 
 
 def test_a_value_just_out_of_range_is_printed_as_it_is_not_rounded_into_range(tmp_path):
-    """`:g` printed 4.0000002 as 4 and 255.00001 as 255: 'labels from 0 to 4, outside 0-4'."""
+    """`:g` printed 4.0000002 as 4 and 255.00001 as 255 ("labels from 0 to 4, outside 0-4"), and
+    the darkest grey level was reported as 0 whatever it was."""
     label = course_arrays()
     label["training_set"][2, 1, 5, 5] = 4.0000002  # a float32 resize of the masks can do this
     with pytest.raises(InputError, match=r"has labels from 0 to 4\.0000002, outside 0-4 "):
         load_course_npz(write(tmp_path, **label))
     bright = course_arrays()
+    bright["test_set"] = np.clip(bright["test_set"], 10, 250)  # the darkest grey level: 10
     bright["test_set"][0, 0, 0] = 255.00001
     with pytest.raises(
-        InputError, match=r"'test_set' has grey levels from 0 to 255\.00001, outside"
+        InputError, match=r"'test_set' has grey levels from 10 to 255\.00001, outside"
     ):
         load_course_npz(write(tmp_path, **bright))
 

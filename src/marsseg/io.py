@@ -87,7 +87,7 @@ def validate_images(name: str, images: np.ndarray) -> np.ndarray:
     """Check grey images are finite and within 0-255; return them as uint8 (rounded a chunk at a
     time, so that no float copy of the whole stack is made)."""
     _check_numeric(name, images)
-    low, high = float(images.min(initial=0)), float(images.max(initial=0))
+    low, high = (float(images.min()), float(images.max())) if images.size else (0.0, 0.0)
     if low < 0 or high > 255:
         raise InputError(
             f"'{name}' has grey levels from {low:.10g} to {high:.10g}, outside 0-255. "
