@@ -112,9 +112,73 @@ def test_cutmix_keeps_alignment_and_targets_big_rock(rng):
         ({"name": "rotate180", "probability": -3}, "probability to a number from 0 to 1"),
         ({"name": "gaussian_noise", "std": "5"}, "std to a number >= 0"),
         ({"name": "cutmix", "big_rock_partners": 1}, "big_rock_partners to true or false"),
+        # values that crashed the step or turned it into something else
+        ({"name": "big_rock_copy_paste", "max_rocks": 0}, "max_rocks to a whole number >= 1"),
+        ({"name": "big_rock_copy_paste", "max_rocks": 1.5}, "max_rocks to a whole number >= 1"),
+        ({"name": "cutmix", "max_fraction": 2.0}, "max_fraction to a number from 0 to 1"),
+        ({"name": "contrast", "max_factor": 3}, "max_factor to a number from 0 to 1"),
+        ({"name": "brightness", "max_delta": 1e308}, "max_delta to a number from 0 to 255"),
     ],
 )
 def test_a_step_value_of_the_wrong_kind_is_refused_before_any_work(step, message):
     with pytest.raises(InputError, match=f"augmentation '{step['name']}' has .*Fix: set {message}"):
         check_steps([step])
     check_steps([{"name": "cutmix", "probability": 1, "big_rock_partners": True}])  # fine
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        {"name": "big_rock_copy_paste", "probability": 1, "max_rocks": 1},
+        {"name": "cutmix", "probability": 1, "max_fraction": 1},
+        {"name": "contrast", "max_factor": 1},
+        {"name": "brightness", "max_delta": 255},
+    ],
+)
+def test_the_highest_allowed_values_work(rng, step):
+    images = rng.integers(0, 256, (6, 64, 128), dtype=np.uint8)
+    masks = rng.integers(0, 4, (6, 64, 128), dtype=np.uint8)
+    masks[0, 10:20, 10:20] = 4  # one Big Rock to copy
+    out_images, out_masks = augment(images, masks, [step], seed=3)
+    assert out_images.shape == (6, 64, 128) and out_images.dtype == np.uint8
+    assert not np.array_equal(out_images, images)
+    if step["name"] == "contrast":  # factors from 0 to 2: the grey levels never invert
+        deviation = images - images.mean(axis=(1, 2), keepdims=True)
+        moved = out_images - out_images.mean(axis=(1, 2), keepdims=True)
+        assert ((deviation * moved).sum(axis=(1, 2)) >= 0).all()
+
+
+def test_intensity_steps_work_a_chunk_at_a_time_with_the_whole_stacks_values(rng, monkeypatch):
+    """Course-size flipped stacks made float64 copies of 525 MB each (contrast after flips in
+    the leaky ablation: 2.25 GB peak, over the rule's 2000 MB); now a chunk at a time."""
+    import marsseg.augment as module
+
+    monkeypatch.setattr(module, "CHUNK_IMAGES", 2)  # 5 images: chunks of 2, 2 and 1
+    largest = []
+    to_uint8 = module._to_uint8
+    monkeypatch.setattr(module, "_to_uint8", lambda v: largest.append(len(v)) or to_uint8(v))
+    images = rng.integers(0, 256, (5, 64, 128), dtype=np.uint8)
+    masks = rng.integers(0, 5, (5, 64, 128), dtype=np.uint8)
+
+    def whole_stack(values):
+        return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+
+    draws = np.random.default_rng(4)
+    delta = draws.uniform(-20, 20, 5) * (draws.random(5) < 1.0)
+    factor = np.where(draws.random(5) < 0.6, draws.uniform(0.7, 1.3, 5), 1.0)
+    chosen = draws.random(5) < 0.8
+    noise = draws.normal(0.0, 5.0, images.shape).astype(np.float32) * chosen[:, None, None]
+    brightened = whole_stack(images + delta[:, None, None])
+    mean = brightened.mean(axis=(1, 2), keepdims=True)
+    contrasted = whole_stack(mean + (brightened - mean) * factor[:, None, None])
+    expected = whole_stack(contrasted + noise)
+
+    steps = [
+        {"name": "brightness"},
+        {"name": "contrast", "max_factor": 0.3, "probability": 0.6},
+        {"name": "gaussian_noise", "probability": 0.8},
+    ]
+    out_images, out_masks = augment(images, masks, steps, seed=4)
+    np.testing.assert_array_equal(out_images, expected)
+    assert out_masks is masks
+    assert largest and max(largest) == 2

@@ -55,3 +55,13 @@ def test_one_of_failures_name_the_closest_alternative():
     message = message_for({"variants": {"unet": unet}})
     assert message.startswith("config: variants.unet.loss.class_weights: [0, 1, 1, 1, 1, 1] is ")
     assert "too long" in message
+
+
+def test_a_misspelt_name_gets_the_likely_one_not_the_config_flag_hint():
+    message = message_for({"augmentation": {"steps": [{"name": "flip"}]}})
+    assert message == (
+        "config: augmentation.steps.0.name: 'flip' is not one of ['flips', 'rotate180', "
+        "'brightness', 'contrast', 'gaussian_noise', 'big_rock_copy_paste', 'cutmix']. "
+        "Fix: did you mean 'flips'? Use one of: flips, rotate180, brightness, contrast, "
+        "gaussian_noise, big_rock_copy_paste, cutmix."
+    )

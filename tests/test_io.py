@@ -1,5 +1,7 @@
+import io
 import os
 import stat
+import zipfile
 
 import numpy as np
 import pytest
@@ -94,6 +96,22 @@ def test_bad_input_is_named(tmp_path, case):
         load_course_npz(write(tmp_path, **arrays))
 
 
+def test_a_value_just_out_of_range_is_printed_as_it_is_not_rounded_into_range(tmp_path):
+    """`:g` printed 4.0000002 as 4 and 255.00001 as 255 ("labels from 0 to 4, outside 0-4"), and
+    the darkest grey level was reported as 0 whatever it was."""
+    label = course_arrays()
+    label["training_set"][2, 1, 5, 5] = 4.0000002  # a float32 resize of the masks can do this
+    with pytest.raises(InputError, match=r"has labels from 0 to 4\.0000002, outside 0-4 "):
+        load_course_npz(write(tmp_path, **label))
+    bright = course_arrays()
+    bright["test_set"] = np.clip(bright["test_set"], 10, 250)  # the darkest grey level: 10
+    bright["test_set"][0, 0, 0] = 255.00001
+    with pytest.raises(
+        InputError, match=r"'test_set' has grey levels from 10 to 255\.00001, outside"
+    ):
+        load_course_npz(write(tmp_path, **bright))
+
+
 def test_missing_file_and_not_npz(tmp_path):
     with pytest.raises(InputError, match="does not exist.*raw_data"):
         load_course_npz(tmp_path / "nope.npz")
@@ -118,6 +136,43 @@ def test_object_arrays_are_refused_not_unpickled(tmp_path):
     np.savez(path, training_set=np.array([{"a": 1}], dtype=object), test_set=np.zeros(3))
     with pytest.raises(InputError, match="object arrays"):
         load_course_npz(path)
+
+
+def damaged_files(tmp_path) -> dict:
+    """Course-format files damaged in ways a download or a hand-made zip can be."""
+    arrays = course_arrays()
+    plain, packed = tmp_path / "plain.npz", tmp_path / "packed.npz"
+    np.savez(plain, **arrays)
+    np.savez_compressed(packed, **arrays)
+    files = {}
+    for name, source, offset in (("bad_crc", plain, 2000), ("bad_deflate", packed, 300)):
+        content = bytearray(source.read_bytes())
+        content[offset] ^= 0xFF  # inside the training_set member's data
+        files[name] = tmp_path / f"{name}.npz"
+        files[name].write_bytes(content)
+    npy = io.BytesIO()
+    np.save(npy, arrays["training_set"])
+    members = {
+        "cut_short": npy.getvalue()[:-100],
+        "bad_header": b"\x93NUMPY garbage",
+        "not_npy": b"training images",
+    }
+    for name, content in members.items():
+        files[name] = tmp_path / f"{name}.npz"
+        with zipfile.ZipFile(files[name], "w") as archive:
+            archive.writestr("training_set.npy" if name != "not_npy" else "training_set", content)
+            archive.writestr("test_set.npy", b"")
+    return files
+
+
+@pytest.mark.parametrize("case", ["bad_crc", "bad_deflate", "cut_short", "bad_header", "not_npy"])
+def test_a_damaged_file_is_named_not_a_traceback_nor_called_object_arrays(tmp_path, case):
+    with pytest.raises(InputError) as caught:
+        load_course_npz(damaged_files(tmp_path)[case])
+    message = str(caught.value)
+    assert message.startswith(f"'training_set' in '{tmp_path / case}.npz' cannot be read")
+    assert "the file is damaged" in message and "Fix: fetch the course file" in message
+    assert "object arrays" not in message
 
 
 def test_save_arrays_is_byte_identical_and_atomic(tmp_path):

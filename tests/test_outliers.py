@@ -43,5 +43,11 @@ def test_optional_all_background_drop(rng):
 
 def test_empty_after_filtering_is_a_clear_error(rng):
     masks = np.zeros((6, 64, 128), dtype=np.uint8)
-    with pytest.raises(InputError, match="dropped all 6 images.*max_group_size"):
+    with pytest.raises(InputError) as caught:
         find_outliers(masks, max_group_size=5)
+    assert str(caught.value) == (
+        "the outlier filter dropped all 6 images (groups of identical masks larger than 5). "
+        "Fix: raise outliers.max_group_size."  # drop_all_background is off already
+    )
+    with pytest.raises(InputError, match=r"Fix: raise outliers.max_group_size or set outliers"):
+        find_outliers(masks, max_group_size=10, drop_all_background=True)

@@ -39,3 +39,14 @@ def test_same_seed_same_split_other_seed_other_split():
 def test_too_few_images():
     with pytest.raises(InputError, match="only 1 image"):
         split_indices(masks_with_big_rock(1, []), 0.2, seed=0)
+
+
+def test_one_image_per_stratum_names_the_stratification_as_the_way_out():
+    """Two images, one with Big Rock: each stratum of one goes wholly to one side whatever the
+    fraction, so 'pick a fraction' alone could never help."""
+    masks = masks_with_big_rock(2, [0])
+    for fraction in (0.2, 0.5, 0.9):
+        with pytest.raises(InputError, match="or set split.stratify_on_big_rock to false"):
+            split_indices(masks, fraction, seed=0)
+    train, val = split_indices(masks, 0.5, seed=0, stratify_on_big_rock=False)
+    assert len(train) == 1 and len(val) == 1

@@ -44,6 +44,19 @@ def _to_uint8(values: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(values), 0, 255).astype(np.uint8)
 
 
+CHUNK_IMAGES = 1024  # images an intensity step changes at a time (64 MiB of float64)
+
+
+def _per_chunk(images: np.ndarray, change: Callable[[np.ndarray, slice], np.ndarray]) -> np.ndarray:
+    """`_to_uint8(change(images[part], part))` over chunks of images: the float copies of a
+    chunk only, not of the whole stack (8016 flipped course images: 525 MB each)."""
+    out = np.empty_like(images)
+    for start in range(0, len(images), CHUNK_IMAGES):
+        part = slice(start, start + CHUNK_IMAGES)
+        out[part] = _to_uint8(change(images[part], part))
+    return out
+
+
 def brightness(
     images: np.ndarray,
     masks: np.ndarray,
@@ -53,7 +66,7 @@ def brightness(
 ) -> Arrays:
     """Add a random grey-level offset in [-max_delta, max_delta] per image."""
     delta = rng.uniform(-max_delta, max_delta, len(images)) * _chosen(len(images), probability, rng)
-    return _to_uint8(images + delta[:, None, None]), masks
+    return _per_chunk(images, lambda chunk, part: chunk + delta[part, None, None]), masks
 
 
 def contrast(
@@ -66,8 +79,12 @@ def contrast(
     """Scale each image's deviation from its mean by a factor in [1 - max_factor, 1 + max_factor]."""
     chosen = _chosen(len(images), probability, rng)
     factor = np.where(chosen, rng.uniform(1 - max_factor, 1 + max_factor, len(images)), 1.0)
-    mean = images.mean(axis=(1, 2), keepdims=True)
-    return _to_uint8(mean + (images - mean) * factor[:, None, None]), masks
+
+    def change(chunk, part):
+        mean = chunk.mean(axis=(1, 2), keepdims=True)
+        return mean + (chunk - mean) * factor[part, None, None]
+
+    return _per_chunk(images, change), masks
 
 
 def gaussian_noise(
@@ -79,8 +96,12 @@ def gaussian_noise(
 ) -> Arrays:
     """Add zero-mean Gaussian noise of the given standard deviation (grey levels)."""
     chosen = _chosen(len(images), probability, rng)
-    noise = rng.normal(0.0, std, images.shape).astype(np.float32) * chosen[:, None, None]
-    return _to_uint8(images + noise), masks
+
+    def change(chunk, part):  # the chunks draw the noise in order: the draws of the whole stack
+        noise = rng.normal(0.0, std, chunk.shape).astype(np.float32)
+        return chunk + noise * chosen[part, None, None]
+
+    return _per_chunk(images, change), masks
 
 
 def _big_rock_bank(images: np.ndarray, masks: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -189,16 +210,29 @@ def check_steps(steps: list[dict]) -> None:
             _check_step_value(name, key, value, known[key])
 
 
+# Highest values: a probability or a fraction of a side is at most 1; a contrast factor below 0
+# (max_factor over 1) would invert the grey levels; an offset over 255 turns every image white
+# or black. max_rocks is a whole count of at least 1.
+_HIGHEST = {"probability": 1, "max_fraction": 1, "max_factor": 1, "max_delta": 255}
+_COUNTS = ("max_rocks",)
+
+
 def _check_step_value(name: str, key: str, value, default) -> None:
-    """A flag must be true or false; a number a number >= 0 (a probability at most 1)."""
+    """A flag must be true or false; a count a whole number >= 1; any other number a number >= 0,
+    at most _HIGHEST[key] where that is set."""
+    number = not isinstance(value, bool) and isinstance(value, int | float)
     if isinstance(default, bool):
         wrong = not isinstance(value, bool)
         wanted = "true or false"
+    elif key in _COUNTS:
+        wrong = not (number and isinstance(value, int) and value >= 1)
+        wanted = "a whole number >= 1"
+    elif key in _HIGHEST:
+        wrong = not (number and 0 <= value <= _HIGHEST[key])
+        wanted = f"a number from 0 to {_HIGHEST[key]}"
     else:
-        highest = 1 if key == "probability" else float("inf")
-        wrong = isinstance(value, bool) or not isinstance(value, int | float)
-        wrong = wrong or not 0 <= value <= highest
-        wanted = "a number from 0 to 1" if key == "probability" else "a number >= 0"
+        wrong = not (number and value >= 0)
+        wanted = "a number >= 0"
     if wrong:
         raise InputError(f"augmentation '{name}' has {key}: {value!r}. Fix: set {key} to {wanted}.")
 

@@ -27,6 +27,11 @@ def schema_error_message(error) -> str:
         ]
         text += " Fix: " + (f"did you mean {', '.join(guesses)}? " if guesses else "")
         text += f"The keys allowed there: {', '.join(allowed)}."
+    elif error.validator == "enum" and all(isinstance(v, str) for v in error.validator_value):
+        # A misspelt name, not a value turned into a string by --config: name the likely one.
+        match = difflib.get_close_matches(str(error.instance), error.validator_value, n=1)
+        text += " Fix: " + (f"did you mean '{match[0]}'? " if match else "")
+        text += f"Use one of: {', '.join(error.validator_value)}."
     else:
         description = " ".join(str(error.schema.get("description", "")).split())
         text += f" Fix: correct it in your config file{f' ({description})' if description else ''}."

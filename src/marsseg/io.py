@@ -6,6 +6,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -86,10 +87,10 @@ def validate_images(name: str, images: np.ndarray) -> np.ndarray:
     """Check grey images are finite and within 0-255; return them as uint8 (rounded a chunk at a
     time, so that no float copy of the whole stack is made)."""
     _check_numeric(name, images)
-    low, high = float(images.min(initial=0)), float(images.max(initial=0))
+    low, high = (float(images.min()), float(images.max())) if images.size else (0.0, 0.0)
     if low < 0 or high > 255:
         raise InputError(
-            f"'{name}' has grey levels from {low:g} to {high:g}, outside 0-255. "
+            f"'{name}' has grey levels from {low:.10g} to {high:.10g}, outside 0-255. "
             "Fix: give 8-bit grey levels (0-255), as in the course file; do not pre-normalise."
         )
     maybe_normalised = high <= 1 and np.issubdtype(images.dtype, np.floating)
@@ -99,7 +100,7 @@ def validate_images(name: str, images: np.ndarray) -> np.ndarray:
         rounded = np.rint(chunk)
         if maybe_normalised and not np.array_equal(chunk, rounded):
             raise InputError(
-                f"'{name}' has grey levels from {low:g} to {high:g}: it looks normalised to 0-1. "
+                f"'{name}' has grey levels from {low:.10g} to {high:.10g}: it looks normalised to 0-1. "
                 "Fix: give 8-bit grey levels (0-255), as in the course file (multiply by 255)."
             )
         as_uint8[start : start + CHUNK_IMAGES] = rounded
@@ -111,7 +112,7 @@ def validate_masks(name: str, masks: np.ndarray) -> np.ndarray:
     _check_numeric(name, masks)
     if masks.size and (masks.min() < 0 or masks.max() > NUM_CLASSES - 1):
         raise InputError(
-            f"'{name}' has labels from {masks.min():g} to {masks.max():g}, outside 0-4 "
+            f"'{name}' has labels from {masks.min():.10g} to {masks.max():.10g}, outside 0-4 "
             "(0 background, 1 soil, 2 bedrock, 3 sand, 4 big rock). "
             "Fix: map your labels to 0-4."
         )
@@ -186,9 +187,28 @@ def load_course_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def _read_array(data, key: str, path: Path) -> np.ndarray:
+    """`data[key]` as an array, or an InputError: an object array (which needs pickle, refused),
+    a damaged member (bad CRC, broken compression, cut short, a bad .npy header) or a member that
+    is not a .npy array at all (np.load then hands back its raw bytes)."""
     try:
-        return data[key]
-    except ValueError as error:  # object arrays need pickle, which we refuse
+        array = data[key]
+    except ValueError as error:
+        if "allow_pickle" not in str(error):
+            raise _damaged(path, key, error) from error
         raise InputError(
             f"'{path}' holds object arrays ({error}). Fix: store plain numeric arrays."
         ) from error
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise _damaged(path, key, error) from error
+    if not isinstance(array, np.ndarray):
+        raise _damaged(path, key, "the member is not a .npy array")
+    return array
+
+
+def _damaged(path: Path, key: str, reason) -> InputError:
+    return InputError(
+        f"'{key}' in '{path}' cannot be read as an array ({reason}): the file is damaged "
+        "(an interrupted download or copy?) or was not written by np.savez. "
+        "Fix: fetch the course file mars_for_students.npz again, or re-save your arrays with "
+        "np.savez(path, training_set=..., test_set=...)."
+    )

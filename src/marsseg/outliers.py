@@ -85,6 +85,7 @@ def find_outliers(
         raise InputError(
             f"the outlier filter dropped all {len(masks)} images (groups of identical masks larger "
             f"than {max_group_size}{', and all-background masks' if drop_all_background else ''}). "
-            "Fix: raise outliers.max_group_size or set outliers.drop_all_background to false."
+            "Fix: raise outliers.max_group_size"
+            f"{' or set outliers.drop_all_background to false' if drop_all_background else ''}."
         )
     return keep, report

@@ -44,7 +44,9 @@ def split_indices(
     train = np.setdiff1d(np.arange(n), val)
     if len(val) == 0 or len(train) == 0:
         raise InputError(
-            f"split.val_fraction {val_fraction} leaves an empty side with {n} images. "
-            "Fix: pick a fraction that puts at least one image on each side."
+            f"split.val_fraction {val_fraction} leaves an empty side with {n} images"
+            f"{' split apart by Big Rock presence' if stratify_on_big_rock else ''}. "
+            "Fix: pick a fraction that puts at least one image on each side"
+            f"{' or set split.stratify_on_big_rock to false' if stratify_on_big_rock else ''}."
         )
     return train, val
