@@ -110,6 +110,26 @@ def test_submission_round_trip(tmp_path, rng):
     np.testing.assert_array_equal(read_submission(path), masks)
 
 
+@pytest.mark.parametrize(
+    ("masks", "message"),
+    [
+        (np.full((2, 64, 128), 7, np.uint8), "whole numbers 0-4"),  # was written, unreadable
+        (np.full((2, 64, 128), 1.5), "whole numbers 0-4"),  # was cut to 1
+        (np.ones((2, 128, 64), np.uint8), r"\(N, 64, 128\)"),  # transposed: 8192 values too
+        (np.ones((2, 8192), np.uint8), r"\(N, 64, 128\)"),
+    ],
+)
+def test_a_submission_is_refused_for_labels_or_shapes_the_course_cannot_read(
+    tmp_path, masks, message
+):
+    path = tmp_path / "submission.csv"
+    with pytest.raises(ValueError, match=message):
+        write_submission(path, masks)
+    assert not path.exists()
+    write_submission(path, np.full((2, 64, 128), 4.0))  # float labels that are whole are fine
+    assert (read_submission(path) == 4).all()
+
+
 def test_submissions_of_the_best_row_and_of_each_variant(tmp_path, monkeypatch, rng):
     """Each variant's CSV holds its best row's test masks (method and TTA); submission.csv the
     best row's."""
