@@ -157,3 +157,20 @@ def test_submissions_of_the_best_row_and_of_each_variant(tmp_path, monkeypatch, 
     assert Path("submission.csv").read_bytes() == Path("submissions/a.csv").read_bytes()
     with pytest.raises(ValueError, match="no row of variant 'c'"):
         submission("comparison.csv", sources, "c.csv", "c")
+
+
+@pytest.mark.parametrize("name", ["NA", "null", "None", "nan", "True"])
+def test_the_submission_of_a_variant_whose_name_pandas_reads_as_nan_or_bool(
+    tmp_path, monkeypatch, rng, name
+):
+    """Such names are valid variant names; read with pandas' defaults the table gave NaN or
+    True for them, so no source matched (a KeyError, or "no row of variant 'NA'")."""
+    monkeypatch.chdir(tmp_path)
+    pd.DataFrame(
+        {"variant": [name], "tta": ["off"], "postprocessing": ["none"], "miou_mean": [0.5]}
+    ).to_csv("comparison.csv", index=False)
+    masks = rng.integers(0, 5, (2, 64, 128), dtype=np.uint8)
+    save_arrays("p.npz", test=masks)
+    for variant in (None, name):
+        submission("comparison.csv", {(name, "off", "none"): "p.npz"}, "s.csv", variant)
+        np.testing.assert_array_equal(read_submission("s.csv"), masks)
