@@ -67,3 +67,15 @@ def test_chunked_counts_equal_one_pass_and_reject_labels_above_4():
     pred[2, 5, 5] = 7
     with pytest.raises(ValueError, match="0-4"):
         confusion_matrix(truth, pred)
+
+
+@pytest.mark.parametrize("bad", [260, -252, 4.5, -1, 5])
+def test_labels_out_of_range_or_fractional_are_refused_not_wrapped(bad):
+    """260 and -252 would wrap to 4 in uint8 (a perfect score here), 4.5 would be cut to 4."""
+    truth = np.array([1, 2, 3, 4])
+    for pred in (np.array([1, 2, 3, bad]), np.array([1.0, 2.0, 3.0, bad])):
+        with pytest.raises(ValueError, match="0-4"):
+            score(truth, pred)
+        with pytest.raises(ValueError, match="0-4"):
+            score(pred, truth)
+    assert score(truth, np.array([1.0, 2.0, 3.0, 4.0]))["mean_iou"] == 1.0

@@ -110,6 +110,26 @@ def test_submission_round_trip(tmp_path, rng):
     np.testing.assert_array_equal(read_submission(path), masks)
 
 
+@pytest.mark.parametrize(
+    ("masks", "message"),
+    [
+        (np.full((2, 64, 128), 7, np.uint8), "whole numbers 0-4"),  # was written, unreadable
+        (np.full((2, 64, 128), 1.5), "whole numbers 0-4"),  # was cut to 1
+        (np.ones((2, 128, 64), np.uint8), r"\(N, 64, 128\)"),  # transposed: 8192 values too
+        (np.ones((2, 8192), np.uint8), r"\(N, 64, 128\)"),
+    ],
+)
+def test_a_submission_is_refused_for_labels_or_shapes_the_course_cannot_read(
+    tmp_path, masks, message
+):
+    path = tmp_path / "submission.csv"
+    with pytest.raises(ValueError, match=message):
+        write_submission(path, masks)
+    assert not path.exists()
+    write_submission(path, np.full((2, 64, 128), 4.0))  # float labels that are whole are fine
+    assert (read_submission(path) == 4).all()
+
+
 def test_submissions_of_the_best_row_and_of_each_variant(tmp_path, monkeypatch, rng):
     """Each variant's CSV holds its best row's test masks (method and TTA); submission.csv the
     best row's."""
@@ -137,3 +157,20 @@ def test_submissions_of_the_best_row_and_of_each_variant(tmp_path, monkeypatch, 
     assert Path("submission.csv").read_bytes() == Path("submissions/a.csv").read_bytes()
     with pytest.raises(ValueError, match="no row of variant 'c'"):
         submission("comparison.csv", sources, "c.csv", "c")
+
+
+@pytest.mark.parametrize("name", ["NA", "null", "None", "nan", "True"])
+def test_the_submission_of_a_variant_whose_name_pandas_reads_as_nan_or_bool(
+    tmp_path, monkeypatch, rng, name
+):
+    """Such names are valid variant names; read with pandas' defaults the table gave NaN or
+    True for them, so no source matched (a KeyError, or "no row of variant 'NA'")."""
+    monkeypatch.chdir(tmp_path)
+    pd.DataFrame(
+        {"variant": [name], "tta": ["off"], "postprocessing": ["none"], "miou_mean": [0.5]}
+    ).to_csv("comparison.csv", index=False)
+    masks = rng.integers(0, 5, (2, 64, 128), dtype=np.uint8)
+    save_arrays("p.npz", test=masks)
+    for variant in (None, name):
+        submission("comparison.csv", {(name, "off", "none"): "p.npz"}, "s.csv", variant)
+        np.testing.assert_array_equal(read_submission("s.csv"), masks)

@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 
 from marsseg import BIG_ROCK
-from marsseg.prediction import mean_probabilities, predict_labels
+from marsseg.io import load_arrays, save_arrays
+from marsseg.prediction import (
+    mean_probabilities,
+    predict_files,
+    predict_labels,
+    soft_vote_weights,
+)
 from marsseg.training import images_to_input
 
 
@@ -78,6 +84,46 @@ def test_an_ensemble_averages_its_members_probabilities(images):
     np.testing.assert_allclose(
         mean_probabilities([first, second], images, batch_size=2, tta=False), expected, atol=1e-6
     )
+
+
+def test_soft_vote_weights_weigh_each_variant_equally():
+    assert soft_vote_weights([1]) == [1.0]
+    assert soft_vote_weights([3]) == pytest.approx([1 / 3] * 3)
+    assert soft_vote_weights([2, 1]) == pytest.approx([0.25, 0.25, 0.5])
+    with pytest.raises(ValueError, match="at least one model"):
+        soft_vote_weights([2, 0])
+
+
+def test_an_ensemble_averages_its_variants_not_their_members(images, tmp_path):
+    """An ensemble of a 2-member variant (a, b) and a 1-member variant (c) predicts from
+    ((a + b) / 2 + c) / 2, as the ensemble's two variants each count once: not from
+    (a + b + c) / 3, which gives the first variant two thirds of the vote."""
+    models = [conv_softmax(kernel_size=3, seed=seed) for seed in (11, 12, 13)]
+    paths = []
+    for i, model in enumerate(models):
+        paths.append(str(tmp_path / f"member{i}.keras"))
+        model.save(paths[-1])
+    a, b, c = (model.predict(images_to_input(images), verbose=0) for model in models)
+    expected = ((a + b) / 2 + c) / 2
+    pooled = (a + b + c) / 3
+    assert (expected.argmax(-1) != pooled.argmax(-1)).any()  # the two votes differ here
+    np.testing.assert_allclose(
+        mean_probabilities(models, images, 2, tta=False, weights=[0.25, 0.25, 0.5]),
+        expected,
+        atol=1e-6,
+    )
+    save_arrays(tmp_path / "images.npz", images=images)
+    out = tmp_path / "predicted.npz"
+    split = str(tmp_path / "images.npz")
+    predict_files(paths, [], split, split, str(out), batch_size=2, tta=False, part_sizes=[2, 1])
+    predicted = load_arrays(out)
+    for name in ("val", "test"):
+        np.testing.assert_array_equal(predicted[f"{name}_labels"], expected.argmax(-1))
+        np.testing.assert_array_equal(
+            predicted[f"{name}_labels_no_background"], 1 + expected[..., 1:].argmax(-1)
+        )
+    with pytest.raises(ValueError, match="do not add up to 3 models"):
+        predict_files(paths, [], split, split, str(out), 2, False, part_sizes=[1, 1])
 
 
 def test_one_pass_gives_the_label_maps_without_and_with_tta(images):

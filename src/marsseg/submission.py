@@ -7,14 +7,23 @@ import os
 
 import numpy as np
 
+from marsseg import IMAGE_HEIGHT, IMAGE_WIDTH, NUM_CLASSES
 from marsseg.io import atomic_path
 
 
 def write_submission(path: str | os.PathLike, masks: np.ndarray) -> None:
     """Write predicted masks (N, 64, 128) with labels 0-4 as the course's CSV, atomically."""
     masks = np.asarray(masks)
-    if masks.size and (masks.min() < 0 or masks.max() > 9):
-        raise ValueError("submission labels must be single digits (0-4)")
+    if masks.ndim != 3 or masks.shape[1:] != (IMAGE_HEIGHT, IMAGE_WIDTH):
+        raise ValueError(
+            f"submission masks must be (N, {IMAGE_HEIGHT}, {IMAGE_WIDTH}), not {masks.shape}"
+        )
+    if masks.size and (
+        masks.min() < 0
+        or masks.max() > NUM_CLASSES - 1
+        or not np.array_equal(masks, np.rint(masks))
+    ):
+        raise ValueError(f"submission labels must be whole numbers 0-{NUM_CLASSES - 1}")
     n = len(masks)
     flat = masks.reshape(n, -1).astype(np.uint8)
     width = flat.shape[1]

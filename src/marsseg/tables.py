@@ -143,8 +143,9 @@ def write_comparison(records: list[dict], out_csv: str, out_md: str, out_html: s
 
 def best_row(table_csv: str, variant: str | None = None) -> dict:
     """The variant, test-time augmentation ("on"/"off") and method with the highest mean
-    validation mIoU (of `variant`'s rows if given)."""
-    table = pd.read_csv(table_csv)
+    validation mIoU (of `variant`'s rows if given). Cells are read as written: pandas would
+    read a variant named NA, null or None as NaN, and one named True as a boolean."""
+    table = pd.read_csv(table_csv, dtype=str, keep_default_na=False)
     if variant is not None:
         table = table[table.variant == variant]
         if table.empty:

@@ -227,6 +227,12 @@ def member_models(wildcards):
     ]
 
 
+def member_part_sizes(wildcards):
+    """The number of models of each trained variant in member_models, in its order: a soft vote
+    weighs each variant equally, whatever its number of members."""
+    return [len(members(variant)) for variant in trained_variants(wildcards.variant)]
+
+
 def comparison_records():
     """One record per variant x seed x tta x method: where its score, infos and benchmarks are."""
     records = []

@@ -55,5 +55,6 @@ rule predict:
     params:
         **config["prediction"],
         big_rock_threshold=helper_threshold,
+        part_sizes=member_part_sizes,
     script:
         "../scripts/predict.py"
