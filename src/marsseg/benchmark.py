@@ -420,7 +420,7 @@ def bench_prediction(config, names, data, n_images, repeats, rows) -> None:
     import keras
 
     from marsseg.models import build_model
-    from marsseg.prediction import chunk_size, predict_labels
+    from marsseg.prediction import chunk_size, predict_labels, soft_vote_weights
 
     batch_size = config["prediction"]["batch_size"]
     chunk = chunk_size(batch_size)  # predict_labels' chunks, as the rule's
@@ -435,11 +435,15 @@ def bench_prediction(config, names, data, n_images, repeats, rows) -> None:
         models = [build_model(m["architecture"], m["params"], num_classes=c) for m, c in specs]
         n_helpers = len(resolve_members(config, helper["variant"])) if helper else 0
         main, helpers = models[: len(models) - n_helpers], models[len(models) - n_helpers :]
-        threshold = helper.get("threshold", 0.5)
+        weights = soft_vote_weights([len(resolve_members(config, part)) for part in parts])
+        settings = {"big_rock_threshold": helper.get("threshold", 0.5), "weights": weights}
         for tta in (False, True):
-            run = functools.partial(predict_labels, main, images, batch_size, tta, helpers)
-            run = functools.partial(run, big_rock_threshold=threshold)
-            warm_up = functools.partial(predict_labels, main, warm, batch_size, tta, helpers)
+            run = functools.partial(
+                predict_labels, main, images, batch_size, tta, helpers, **settings
+            )
+            warm_up = functools.partial(
+                predict_labels, main, warm, batch_size, tta, helpers, **settings
+            )
             warm_up()
             seconds = timed(run, repeats)
             label = "TTA (4 flips)" if tta else "no TTA"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -61,8 +62,21 @@ def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def save_json(path: str | os.PathLike, obj) -> None:
+    """Write `obj` as standard JSON, atomically: NaN and infinities (an IoU of a class that is
+    neither true nor predicted) become null, which jq and other readers take."""
+    text = json.dumps(_finite_or_null(obj), indent=2, sort_keys=True, allow_nan=False)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(text + "\n")
+
+
+def _finite_or_null(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {key: _finite_or_null(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite_or_null(value) for value in obj]
+    return obj
 
 
 def load_json(path: str | os.PathLike):

@@ -17,8 +17,19 @@ TITLE = "Comparison of variants (validation split, course-exact mean IoU over cl
 
 
 def _peak_rss_mb(benchmark_tsv: str) -> float:
-    """Peak RSS (MB) from a Snakemake benchmark file."""
+    """Peak RSS (MB) from a Snakemake benchmark file (NaN where Snakemake wrote NA: a job too
+    short to be sampled)."""
     return float(pd.read_csv(benchmark_tsv, sep="\t").iloc[0]["max_rss"])
+
+
+def _highest(values) -> float:
+    """The largest of the values that are numbers (NaN if none is)."""
+    return max((v for v in values if not math.isnan(v)), default=float("nan"))
+
+
+def _number(value) -> float:
+    """A score from a JSON file: null (an IoU with nothing to score) is NaN."""
+    return float("nan") if value is None else float(value)
 
 
 def read_record(record: dict) -> dict:
@@ -31,14 +42,14 @@ def read_record(record: dict) -> dict:
         "tta": record["tta"],
         "postprocessing": record["method"],
         "seed": record["seed"],
-        "miou": score["mean_iou"],
+        "miou": _number(score["mean_iou"]),
         "parameters": sum(info["parameter_count"] for info in infos),
         "epochs": sum(info["epochs_run"] for info in infos),
         "train_seconds": sum(info["train_seconds"] for info in infos),
-        "train_peak_mb": max(map(_peak_rss_mb, record["benchmarks"]), default=float("nan")),
+        "train_peak_mb": _highest(map(_peak_rss_mb, record["benchmarks"])),
     }
     for c, column in zip(SCORED_CLASSES, IOU_COLUMNS, strict=True):
-        row[column] = score["per_class_iou"][str(c)]
+        row[column] = _number(score["per_class_iou"][str(c)])
     return row
 
 
