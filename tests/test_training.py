@@ -248,7 +248,7 @@ def test_validation_loss_in_passes_is_the_loss_of_the_whole_set(loss_name):
     y = rng.integers(0, 5, (7, 64, 128)).astype("uint8")
     loss_fn = make_loss({"name": loss_name, "class_weights": [0, 1, 1, 1, 20]}, num_classes=5)
 
-    val_loss, val_miou = marsseg.training.validation_scores(model, x, y, loss_fn, 3, binary=False)
+    val_loss, val_miou = marsseg.training.validation_scores(model, x, y, loss_fn, 3)
 
     probabilities = model.predict(x, verbose=0)
     whole = float(keras.ops.convert_to_numpy(loss_fn(y, probabilities)))
@@ -258,6 +258,38 @@ def test_validation_loss_in_passes_is_the_loss_of_the_whole_set(loss_name):
     predicted = np.argmax(probabilities, axis=-1)
     expected = mean_iou(confusion_matrix(y, predicted))
     assert 0 < val_miou == pytest.approx(expected)
+
+
+class FixedPredictions:
+    """A model whose predictions are given: predict_on_batch returns them a batch at a time."""
+
+    def __init__(self, probabilities):
+        self.probabilities, self.given = probabilities, 0
+
+    def predict_on_batch(self, x):
+        batch = self.probabilities[self.given : self.given + len(x)]
+        self.given += len(x)
+        return batch
+
+
+def test_the_big_rock_helper_is_scored_by_the_course_iou_of_big_rock():
+    """The binary helper's val_miou is the IoU of Big Rock over labelled pixels: not the mean
+    with the IoU of "the rest", nor with background pixels counted as the rest."""
+    masks = np.zeros((2, 4, 4), dtype=np.uint8)  # 16 pixels labelled background
+    masks[:, :2] = 2  # 16 Bedrock
+    masks[0, 2:, :2] = 4  # 4 Big Rock
+    found = masks == 4
+    found[0, 2, :2] = False  # half the Big Rock found (TP 2, FN 2)
+    found[0, 0, 3] = True  # one Bedrock pixel called Big Rock (FP 1)
+    found[1, 3, :] = True  # background pixels called Big Rock: unscored
+    probabilities = np.stack([~found, found], axis=-1).astype("float32")
+    loss_fn = make_loss({"name": "sparse_categorical_crossentropy"}, num_classes=2)
+    x = np.zeros((2, 4, 4, 1), dtype="float32")
+
+    _, val_miou = marsseg.training.validation_scores(
+        FixedPredictions(probabilities), x, masks, loss_fn, 1, target="big_rock"
+    )
+    assert val_miou == pytest.approx(2 / 5)  # TP / (TP + FP + FN)
 
 
 def test_inverse_frequency_weights_of_a_combined_loss_leave_the_settings_untouched():

@@ -49,21 +49,19 @@ def probe_training(config: dict, variant: str, train_npz: str, val_npz: str, ste
         compiled_member,
         images_to_input,
         micro_batch_size,
-        targets_for,
         validation_scores,
     )
     from marsseg.variants import resolve_members
 
     member = resolve_members(config, variant)[0]
     train, val = load_arrays(train_npz), load_arrays(val_npz)
-    val_x, val_y = images_to_input(val["images"]), targets_for(val["masks"], member["target"])
+    val_x = images_to_input(val["images"])
     model, y, _, loss_fn, _ = compiled_member(member, train["masks"], seed=0)
     batch_size, per_pass = member["training"]["batch_size"], micro_batch_size(member["training"])
     batches = training_batches(train["images"], y, per_pass, seed=0)
     steps_per_epoch = steps * batch_size // per_pass
     model.fit(batches, epochs=1, steps_per_epoch=steps_per_epoch, shuffle=False, verbose=0)
-    binary = member["target"] == "big_rock"
-    validation_scores(model, val_x, val_y, loss_fn, per_pass, binary)
+    validation_scores(model, val_x, val["masks"], loss_fn, per_pass, member["target"])
     return {"batch_size": batch_size, "micro_batch_size": per_pass}
 
 

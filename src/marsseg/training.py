@@ -22,7 +22,7 @@ from marsseg.checkpoint import (
     stopped_early,
 )
 from marsseg.io import atomic_path, load_arrays, save_json
-from marsseg.metrics import confusion_matrix, mean_iou
+from marsseg.metrics import confusion_matrix, mean_iou, per_class_iou
 from marsseg.variants import num_classes_for
 
 log = logging.getLogger(__name__)
@@ -175,14 +175,16 @@ def compiled_member(member: dict, train_masks: np.ndarray, seed: int):
     return model, train_y, loss, loss_fn, device
 
 
-def validation_scores(model, val_x, val_y, loss_fn, batch_size: int, binary: bool):
-    """`val_loss` and `val_miou` of one prediction pass over the validation set. The loss is the
-    mean of its value on each pass of `batch_size` images, weighted by their number, as Keras'
-    own val_loss (over the whole set at once, its intermediate tensors took 0.5 GB more at course
-    size); the mIoU is course-exact over classes 1-4 (for the binary Big Rock helper, the IoU of
-    Big Rock)."""
+def validation_scores(model, val_x, val_masks, loss_fn, batch_size: int, target: str = "classes"):
+    """`val_loss` and `val_miou` of one prediction pass over the validation set (`val_masks`:
+    its labels 0-4). The loss, on the model's `target`s, is the mean of its value on each pass
+    of `batch_size` images, weighted by their number, as Keras' own val_loss (over the whole set
+    at once, its intermediate tensors took 0.5 GB more at course size); the mIoU is course-exact
+    over classes 1-4 (for the binary Big Rock helper, the course's IoU of Big Rock: its Big Rock
+    pixels against the labelled ones, pixels labelled background unscored)."""
     import keras
 
+    val_y = targets_for(val_masks, target)
     probabilities = predict_in_batches(model, val_x, batch_size)
     loss_sum = 0.0
     for start in range(0, len(val_y), batch_size):
@@ -190,14 +192,15 @@ def validation_scores(model, val_x, val_y, loss_fn, batch_size: int, binary: boo
         loss = loss_fn(val_y[start:stop], probabilities[start:stop])
         loss_sum += float(keras.ops.convert_to_numpy(loss)) * len(val_y[start:stop])
     predicted = np.argmax(probabilities, axis=-1)
-    truth = val_y
-    if binary:  # Big Rock against the rest, in the course's convention
-        truth, predicted = np.where(val_y == 1, BIG_ROCK, 1), np.where(predicted, BIG_ROCK, 1)
-    miou = float(np.nan_to_num(mean_iou(confusion_matrix(truth, predicted))))
-    return loss_sum / len(val_y), miou
+    if target == "big_rock":  # Big Rock or not (0, never Big Rock's IoU)
+        confusion = confusion_matrix(val_masks, np.where(predicted == 1, BIG_ROCK, 0))
+        miou = per_class_iou(confusion)[BIG_ROCK]
+    else:
+        miou = mean_iou(confusion_matrix(val_masks, predicted))
+    return loss_sum / len(val_y), float(np.nan_to_num(miou))
 
 
-def _validation_callback(val_x, val_y, loss_fn, batch_size: int, binary: bool):
+def _validation_callback(val_x, val_masks, loss_fn, batch_size: int, target: str):
     """One validation pass per epoch (validation_scores) gives `val_loss` and `val_miou`."""
     import keras
 
@@ -208,7 +211,7 @@ def _validation_callback(val_x, val_y, loss_fn, batch_size: int, binary: bool):
         def on_epoch_end(self, epoch, logs=None):
             validation_started = time.perf_counter()
             logs["val_loss"], logs["val_miou"] = validation_scores(
-                self.model, val_x, val_y, loss_fn, batch_size, binary
+                self.model, val_x, val_masks, loss_fn, batch_size, target
             )
             now = time.perf_counter()
             logs["epoch_seconds"] = now - self.started  # training + validation
@@ -324,7 +327,6 @@ def train_member(
         "training %s (%s) seed %d: %s", architecture, describe(architecture, params), seed, device
     )
     val_x = images_to_input(val["images"])
-    val_y = targets_for(val["masks"], target)
     log.info("%d training and %d validation images; loss %s", len(train_y), len(val_x), loss)
 
     checkpoint_dir = Path(checkpoint_dir)
@@ -343,7 +345,7 @@ def train_member(
         training["reduce_lr_patience"], training["early_stopping_patience"]
     )
     callbacks = [
-        _validation_callback(val_x, val_y, loss_fn, per_pass, binary=target == "big_rock"),
+        _validation_callback(val_x, val["masks"], loss_fn, per_pass, target),
         # The epoch's history row before its checkpoint: a job killed between the two runs that
         # epoch again and writes its row twice (_read_history keeps the last), rather than
         # resuming after an epoch whose row was never written.
