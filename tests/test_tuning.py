@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from marsseg.io import save_arrays
-from marsseg.tuning import check_search_space, trial_settings, tune_variant
+from marsseg.tuning import best_config, check_search_space, trial_settings, tune_variant
 
 SETTINGS = {
     "architecture": "unet",
@@ -69,6 +69,21 @@ def test_values_that_do_not_apply_are_not_searched():
     assert sorted(drawn) == ["learning_rate", "weight_decay"]
 
 
+def test_the_best_values_are_written_as_the_variants_config_entries():
+    values = {"learning_rate": 0.004, "weight_decay": 0.0002, "focal_gamma": 0.5}
+    values["big_rock_weight"] = 12.0
+    assert best_config(SETTINGS, SPACE, values) == {
+        "loss": {"name": "focal", "gamma": 0.5, "class_weights": [0.0, 1.0, 1.0, 1.0, 12.0]},
+        "training": {"learning_rate": 0.004, "weight_decay": 0.0002},
+    }
+    dice = {**SETTINGS, "loss": {"name": "dice", "class_weights": "inverse_frequency"}}
+    space = {"weight_decay": SPACE["weight_decay"], "focal_gamma": SPACE["focal_gamma"]}
+    assert best_config(dice, space, {"weight_decay": 0.0002}) == {
+        "loss": {"name": "dice", "class_weights": "inverse_frequency"},
+        "training": {"weight_decay": 0.0002},
+    }
+
+
 @pytest.mark.slow
 def test_a_tiny_search_writes_every_trial_and_the_best(tmp_path):
     rng = np.random.default_rng(0)
@@ -99,6 +114,11 @@ def test_a_tiny_search_writes_every_trial_and_the_best(tmp_path):
     best_row = trials[written["trial"]]
     assert float(best_row["best_val_miou"]) == pytest.approx(max(scores))
     assert written["values"] == pytest.approx({k: float(best_row[k]) for k in SPACE})
+    assert written["config"]["loss"]["gamma"] == pytest.approx(float(best_row["focal_gamma"]))
+    big_rock_weight = written["config"]["loss"]["class_weights"][4]
+    assert big_rock_weight == pytest.approx(float(best_row["big_rock_weight"]))
+    learning_rate = written["config"]["training"]["learning_rate"]
+    assert learning_rate == pytest.approx(float(best_row["learning_rate"]))
 
 
 @pytest.mark.parametrize(

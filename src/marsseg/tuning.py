@@ -71,6 +71,15 @@ def trial_settings(suggest, settings: dict, space: dict) -> tuple[dict, dict]:
     return settings, drawn
 
 
+def best_config(settings: dict, space: dict, values: dict) -> dict:
+    """The searched `values` (search-space key -> value) as a variant's config entries: the
+    whole loss with them filled in (focal_gamma is the loss's gamma, big_rock_weight the fifth
+    of its class weights), and the searched training settings."""
+    filled, drawn = trial_settings(lambda name, low, high, log_scale: values[name], settings, space)
+    searched = [key for key in ("learning_rate", "weight_decay") if key in drawn]
+    return {"loss": filled["loss"], "training": {key: filled["training"][key] for key in searched}}
+
+
 def tune_variant(
     train_npz: str,
     val_npz: str,
@@ -118,10 +127,12 @@ def tune_variant(
         "best_val_miou": study.best_value,
         "trial": study.best_trial.number,
         "values": study.best_params,
+        "config": best_config(settings, space, study.best_params),
     }
     with atomic_path(best_out) as tmp:
         Path(tmp).write_text(
-            "# Best trial of the Optuna search; copy the values into the variant's config.\n"
+            "# Best trial of the Optuna search; `config` holds its values as the variant's\n"
+            "# settings: copy its `loss` and `training` into the variant in config.yaml.\n"
             + yaml.safe_dump(best, sort_keys=False)
         )
     log.info("best trial %d: %s (val_miou %.4f)", best["trial"], best["values"], study.best_value)
