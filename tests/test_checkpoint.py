@@ -325,3 +325,16 @@ def test_a_checkpoint_of_other_settings_or_data_is_not_resumed(killed, caplog, c
     assert learning_rates.rates == pytest.approx([rate, rate])
     with open(killed / "history.csv", newline="") as handle:  # nor its history's rows
         assert [row["epoch"] for row in csv.DictReader(handle)] == ["0", "1"]
+
+
+def test_the_history_logs_each_epochs_learning_rate_and_info_its_best_epoch(tmp_path):
+    write_data(tmp_path)
+    training = {**SETTINGS["training"], "epochs": 4, "reduce_lr_patience": 1}
+    learning_rates = LearningRates()
+    info = train_in(tmp_path, {**SETTINGS, "training": training}, (learning_rates,))
+    with open(tmp_path / "history.csv", newline="") as handle:
+        history = list(csv.DictReader(handle))
+    assert [float(row["learning_rate"]) for row in history] == pytest.approx(learning_rates.rates)
+    scores = [float(row["val_miou"]) for row in history]
+    assert info["best_epoch"] == scores.index(max(scores))
+    assert info["best_val_miou"] == pytest.approx(max(scores))

@@ -252,6 +252,12 @@ def score_callbacks(reduce_lr_patience: int, early_stopping_patience: int):
     return reduce_lr, early_stopping
 
 
+# Part of every fingerprint: raised when what an epoch logs changes, so that no run resumes a
+# checkpoint, and appends to a history, of the old kind. 2: the history's learning_rate column,
+# the Big Rock helper's val_miou the course IoU of Big Rock.
+CHECKPOINT_FORMAT = 2
+
+
 def training_fingerprint(train_npz: str, val_npz: str, member: dict, seed: int) -> str:
     """What a checkpoint must have been written by to be resumed: a sha256 over everything that
     decides the training's result, the member's settings as resolve_members gives them
@@ -260,6 +266,7 @@ def training_fingerprint(train_npz: str, val_npz: str, member: dict, seed: int) 
     validation npz (about 0.1 s for the course's 131 + 8 MB on a 2-core CPU; train_member has
     just read them). Output paths are not in it."""
     settings = {**member, "seed": seed, "images_per_pass": micro_batch_size(member["training"])}
+    settings["format"] = CHECKPOINT_FORMAT
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for path in (train_npz, val_npz):
         with open(path, "rb") as handle:
@@ -346,12 +353,12 @@ def train_member(
     )
     callbacks = [
         _validation_callback(val_x, val["masks"], loss_fn, per_pass, target),
+        reduce_lr,  # logs the epoch's learning rate, then cuts it after a plateau
+        early_stopping,
         # The epoch's history row before its checkpoint: a job killed between the two runs that
         # epoch again and writes its row twice (_read_history keeps the last), rather than
         # resuming after an epoch whose row was never written.
         keras.callbacks.CSVLogger(str(history_csv), append=True),
-        reduce_lr,
-        early_stopping,
         # After the two it carries: the checkpoint holds the learning rate and counters as they
         # leave each epoch.
         checkpoint_callback(checkpoint, (reduce_lr, early_stopping), fingerprint),
@@ -368,7 +375,8 @@ def train_member(
     )
     train_seconds = time.perf_counter() - started
     history = _read_history(history_csv)
-    best_miou = max((float(row["val_miou"]) for row in history), default=float("nan"))
+    best = max(history, key=lambda row: float(row["val_miou"]), default=None)
+    best_miou = float(best["val_miou"]) if best else float("nan")
 
     with atomic_path(model_out) as tmp:
         model.save(tmp)
@@ -391,6 +399,7 @@ def train_member(
         "epochs_run": len(history),
         "resumed_from_epoch": resumed_from,
         "best_val_miou": best_miou,
+        "best_epoch": int(best["epoch"]) if best else None,  # as the history counts, from 0
         # Every epoch's training and validation, those before a resume included (the history
         # keeps them); the comparison table's training time.
         "train_seconds": round(sum(float(row.get("epoch_seconds") or 0) for row in history), 2),
