@@ -235,5 +235,13 @@ def test_describe_words():
         "2-block UNet (8-16), LN+BN, no dropout"
     )
     assert "2-block UNet (32-64)" in describe("parallel_unbalanced", {})
-    assert describe("multipath", {}).startswith("3-block Multipath UNet (32-64-128)")
+    assert describe("multipath", {}) == (
+        "3-block Multipath UNet (32-64-128): plain/residual/global-context/dilated (1,2,4) "
+        "encoders, SE (ratio 8) bottleneck, BN, no dropout"
+    )
+    # the kernel size is in the words of every architecture (multipath left it out)
+    assert describe("multipath", {"kernel_size": 5}).endswith("BN, kernel 5, no dropout")
+    assert describe("unet", {"kernel_size": 5}).endswith(
+        "LN+BN, dilated bottleneck (1,2,4), kernel 5, dropout 0.2"
+    )
     assert resolve_params("unet", {"filters": (8.0, 16)})["filters"] == [8, 16]

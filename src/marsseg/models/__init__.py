@@ -195,11 +195,12 @@ def describe(architecture: str, params: Mapping | None) -> str:
     # multipath
     filters = "-".join(map(str, p["filters"]))
     rates = ",".join(map(str, p["dilation_rates"]))
+    kernel = f", kernel {p['kernel_size']}" if p["kernel_size"] != 3 else ""
     drop = f"dropout {p['dropout']:g}" if p["dropout"] > 0 else "no dropout"
     return (
         f"{len(p['filters'])}-block Multipath UNet ({filters}): plain/residual/global-context/"
         f"dilated ({rates}) encoders, SE (ratio {p['se_ratio']}) bottleneck, "
-        f"{_NORM_WORDS[p['normalization']]}, {drop}"
+        f"{_NORM_WORDS[p['normalization']]}{kernel}, {drop}"
     )
 
 
