@@ -183,6 +183,14 @@ def test_a_few_train_steps_lower_the_loss(architecture, loss_cfg, eager):
         ("unet", {"filters": []}, "filters"),
         ("unet", {"normalization": "group"}, "group"),
         ("parallel_unbalanced", {"filters_a": [4, 8], "filters_b": [8, 16]}, "different"),
+        # parallel branches named by their rate: a repeated rate clashed at build time
+        ("multipath", {"dilation_rates": [1, 1]}, r"each rate once, got \[1, 1\]"),
+        # values of the wrong type: a ValueError naming the param (was TypeError or unnamed)
+        ("unet", {"kernel_size": None}, "'kernel_size' must be an integer >= 1, got None"),
+        ("unet", {"kernel_size": "3"}, "'kernel_size' must be an integer >= 1, got '3'"),
+        ("unet", {"dropout": None}, r"'dropout' must be a number in \[0, 1\), got None"),
+        ("unet", {"filters": [8, "wide"]}, "'filters' must hold integers >= 1"),
+        ("multipath", {"se_ratio": [8]}, r"'se_ratio' must be an integer >= 1, got \[8\]"),
     ],
 )
 def test_bad_names_raise_value_error(architecture, params, needle):
@@ -227,5 +235,13 @@ def test_describe_words():
         "2-block UNet (8-16), LN+BN, no dropout"
     )
     assert "2-block UNet (32-64)" in describe("parallel_unbalanced", {})
-    assert describe("multipath", {}).startswith("3-block Multipath UNet (32-64-128)")
+    assert describe("multipath", {}) == (
+        "3-block Multipath UNet (32-64-128): plain/residual/global-context/dilated (1,2,4) "
+        "encoders, SE (ratio 8) bottleneck, BN, no dropout"
+    )
+    # the kernel size is in the words of every architecture (multipath left it out)
+    assert describe("multipath", {"kernel_size": 5}).endswith("BN, kernel 5, no dropout")
+    assert describe("unet", {"kernel_size": 5}).endswith(
+        "LN+BN, dilated bottleneck (1,2,4), kernel 5, dropout 0.2"
+    )
     assert resolve_params("unet", {"filters": (8.0, 16)})["filters"] == [8, 16]

@@ -13,6 +13,7 @@ precision), is built with the functional API from standard Keras layers, and rou
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from numbers import Real
 
 import numpy as np
 
@@ -78,15 +79,28 @@ def _check_architecture(architecture: str) -> None:
         )
 
 
+def _is_integer(value, minimum: int) -> bool:
+    """A number (not a bool, not a string) with an integer value >= minimum (8 and 8.0 are)."""
+    return (
+        isinstance(value, Real)
+        and not isinstance(value, bool)
+        and float(value).is_integer()
+        and value >= minimum
+    )
+
+
 def _int_list(name: str, value, minimum: int = 1) -> list[int]:
     if isinstance(value, str | bytes) or not isinstance(value, Sequence) or not value:
         raise ValueError(f"param {name!r} must be a non-empty list of integers, got {value!r}")
-    out = []
-    for v in value:
-        if isinstance(v, bool) or not float(v).is_integer() or int(v) < minimum:
-            raise ValueError(f"param {name!r} must hold integers >= {minimum}, got {value!r}")
-        out.append(int(v))
-    return out
+    if not all(_is_integer(v, minimum) for v in value):
+        raise ValueError(f"param {name!r} must hold integers >= {minimum}, got {value!r}")
+    return [int(v) for v in value]
+
+
+def _int(name: str, value, minimum: int = 1) -> int:
+    if not _is_integer(value, minimum):
+        raise ValueError(f"param {name!r} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
 
 
 def resolve_params(architecture: str, params: Mapping | None) -> dict:
@@ -104,20 +118,23 @@ def resolve_params(architecture: str, params: Mapping | None) -> dict:
     for key in ("filters", "filters_a", "filters_b", "dilation_rates"):
         if key in out:
             out[key] = _int_list(key, out[key])
-    kernel_size = out["kernel_size"]
-    if isinstance(kernel_size, bool) or not float(kernel_size).is_integer() or kernel_size < 1:
-        raise ValueError(f"param 'kernel_size' must be a positive integer, got {kernel_size!r}")
-    out["kernel_size"] = int(kernel_size)
-    dropout = float(out["dropout"])
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"param 'dropout' must be in [0, 1), got {out['dropout']!r}")
-    out["dropout"] = dropout
+    out["kernel_size"] = _int("kernel_size", out["kernel_size"])
+    dropout = out["dropout"]
+    if isinstance(dropout, bool) or not isinstance(dropout, Real) or not 0.0 <= dropout < 1.0:
+        raise ValueError(f"param 'dropout' must be a number in [0, 1), got {dropout!r}")
+    out["dropout"] = float(dropout)
     if out["normalization"] not in NORMALIZATIONS:
         raise ValueError(
             f"param 'normalization' is {out['normalization']!r}; valid: {', '.join(NORMALIZATIONS)}"
         )
     if "se_ratio" in out:
-        out["se_ratio"] = _int_list("se_ratio", [out["se_ratio"]])[0]
+        out["se_ratio"] = _int("se_ratio", out["se_ratio"])
+    rates = out["dilation_rates"]
+    if architecture == "multipath" and len(set(rates)) < len(rates):
+        raise ValueError(
+            "multipath's 'dilation_rates' are the parallel branches of its multiscale encoder "
+            f"path, one per rate: give each rate once, got {rates}"
+        )
     if architecture == "parallel_unbalanced" and len(out["filters_a"]) == len(out["filters_b"]):
         raise ValueError(
             "parallel_unbalanced needs 'filters_a' and 'filters_b' of different lengths (depths), "
@@ -178,11 +195,12 @@ def describe(architecture: str, params: Mapping | None) -> str:
     # multipath
     filters = "-".join(map(str, p["filters"]))
     rates = ",".join(map(str, p["dilation_rates"]))
+    kernel = f", kernel {p['kernel_size']}" if p["kernel_size"] != 3 else ""
     drop = f"dropout {p['dropout']:g}" if p["dropout"] > 0 else "no dropout"
     return (
         f"{len(p['filters'])}-block Multipath UNet ({filters}): plain/residual/global-context/"
         f"dilated ({rates}) encoders, SE (ratio {p['se_ratio']}) bottleneck, "
-        f"{_NORM_WORDS[p['normalization']]}, {drop}"
+        f"{_NORM_WORDS[p['normalization']]}{kernel}, {drop}"
     )
 
 
