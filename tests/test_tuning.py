@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
 import yaml
 
+import marsseg.training
 from marsseg.io import save_arrays
-from marsseg.tuning import best_config, check_search_space, trial_settings, tune_variant
+from marsseg.tuning import (
+    _finished_trials,
+    best_config,
+    check_search_space,
+    trial_settings,
+    tune_variant,
+)
 
 SETTINGS = {
     "architecture": "unet",
@@ -84,25 +92,39 @@ def test_the_best_values_are_written_as_the_variants_config_entries():
     }
 
 
-@pytest.mark.slow
-def test_a_tiny_search_writes_every_trial_and_the_best(tmp_path):
+def write_tiny_data(folder) -> None:
     rng = np.random.default_rng(0)
     for name, n in (("train", 32), ("val", 8)):
         masks = rng.integers(0, 5, (n, 64, 128), dtype=np.uint8)
-        save_arrays(tmp_path / f"{name}.npz", images=(masks * 50).astype(np.uint8), masks=masks)
-    best = tune_variant(
-        train_npz=str(tmp_path / "train.npz"),
-        val_npz=str(tmp_path / "val.npz"),
+        save_arrays(folder / f"{name}.npz", images=(masks * 50).astype(np.uint8), masks=masks)
+
+
+def tiny_search(data, out, n_trials=2, journal_dir=None) -> dict:
+    """A search on the tiny data in `data`, writing trials.csv and best.yaml to `out`."""
+    return tune_variant(
+        train_npz=str(data / "train.npz"),
+        val_npz=str(data / "val.npz"),
         settings=SETTINGS,
         space=SPACE,
-        n_trials=2,
+        n_trials=n_trials,
         epochs=1,
         seed=5,
-        trials_out=str(tmp_path / "trials.csv"),
-        best_out=str(tmp_path / "best.yaml"),
+        trials_out=str(out / "trials.csv"),
+        best_out=str(out / "best.yaml"),
+        journal_dir=journal_dir,
     )
-    with open(tmp_path / "trials.csv", newline="") as handle:
-        trials = list(csv.DictReader(handle))
+
+
+def read_trials(folder) -> list[dict]:
+    with open(folder / "trials.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.slow
+def test_a_tiny_search_writes_every_trial_and_the_best(tmp_path):
+    write_tiny_data(tmp_path)
+    best = tiny_search(tmp_path, tmp_path)
+    trials = read_trials(tmp_path)
     assert [int(t["trial"]) for t in trials] == [0, 1]
     for trial in trials:
         assert 1e-4 <= float(trial["learning_rate"]) <= 1e-2
@@ -136,3 +158,52 @@ def test_a_search_range_optuna_would_refuse_is_refused_with_the_fix(space, messa
     with pytest.raises(ValueError, match=message):
         check_search_space(space)
     check_search_space({"focal_gamma": [0.0, 3.0], "learning_rate": [1e-4, 1e-2]})  # fine
+
+
+@pytest.mark.slow
+def test_a_search_stopped_midway_goes_on_as_an_unbroken_one(tmp_path, monkeypatch):
+    write_tiny_data(tmp_path)
+    unbroken, stopped = tmp_path / "unbroken", tmp_path / "stopped"
+    unbroken.mkdir(), stopped.mkdir()
+    tiny_search(tmp_path, unbroken, n_trials=3)
+
+    journal_dir = tmp_path / "journal"
+    trainings = []
+    train_member_in = marsseg.training.train_member_in
+
+    def killed_at_the_third_trial(*args, **kwargs):
+        trainings.append(args)
+        if len(trainings) == 3:
+            raise KeyboardInterrupt
+        return train_member_in(*args, **kwargs)
+
+    monkeypatch.setattr(marsseg.training, "train_member_in", killed_at_the_third_trial)
+    with pytest.raises(KeyboardInterrupt):
+        tiny_search(tmp_path, stopped, n_trials=3, journal_dir=journal_dir)
+    assert not (stopped / "trials.csv").exists()
+    assert len((journal_dir / "trials.jsonl").read_text().splitlines()) == 1 + 2
+
+    trainings.clear()
+    tiny_search(tmp_path, stopped, n_trials=3, journal_dir=journal_dir)
+    assert len(trainings) == 1  # the third trial only
+    assert not journal_dir.exists()
+    expected, resumed = read_trials(unbroken), read_trials(stopped)
+    assert [row["trial"] for row in resumed] == ["0", "1", "2"]
+    for row, again in zip(expected, resumed, strict=True):
+        assert {k: row[k] for k in SPACE} == {k: again[k] for k in SPACE}  # the same draws
+        assert float(again["best_val_miou"]) == pytest.approx(float(row["best_val_miou"]))
+    assert (
+        yaml.safe_load((stopped / "best.yaml").read_text())["trial"]
+        == (yaml.safe_load((unbroken / "best.yaml").read_text())["trial"])
+    )
+
+
+def test_a_journal_of_another_search_or_a_line_cut_short_is_not_resumed(tmp_path, caplog):
+    journal = tmp_path / "journal" / "trials.jsonl"
+    journal.parent.mkdir()
+    row = {"trial": 0, "learning_rate": 0.001, "best_val_miou": 0.3}
+    journal.write_text(json.dumps({"fingerprint": "abc"}) + "\n" + json.dumps(row) + '\n{"tri')
+    assert _finished_trials(journal, "abc") == [row]
+    assert _finished_trials(journal, "other") == []
+    assert "belongs to another search: the search starts afresh" in caplog.text
+    assert not journal.parent.exists()

@@ -294,6 +294,21 @@ def _copies_across(train_images, val_images):
     return sum(image.tobytes() in seen for image in val_images)
 
 
+def test_the_tuning_target_searches_and_writes_the_best_as_config_entries(tmp_path):
+    overlay = tmp_path / "tuning.yaml"
+    overlay.write_text("tuning: {variants: [unet], n_trials: 2, epochs: 1}\n")
+    snakemake(tmp_path, "tuning", "--cores", "2", "--resources", "gpu=1", "--configfile", overlay)
+    trials = pd.read_csv(tmp_path / "results/tuning/unet/trials.csv")
+    assert list(trials.trial) == [0, 1] and trials.best_val_miou.between(0, 1).all()
+    best = yaml.safe_load((tmp_path / "results/tuning/unet/best.yaml").read_text())
+    row = trials.set_index("trial").loc[best["trial"]]
+    assert best["best_val_miou"] == pytest.approx(row.best_val_miou)
+    assert best["config"]["training"]["learning_rate"] == pytest.approx(row.learning_rate)
+    assert best["config"]["loss"]["name"] == "focal"  # the variant's whole loss, values filled in
+    assert best["config"]["loss"]["gamma"] == pytest.approx(row.focal_gamma)
+    assert not (tmp_path / "results/checkpoints/tuning/unet").exists()  # the journal is gone
+
+
 @pytest.mark.parametrize("leaky", [False, True])
 def test_leaky_switch_puts_copies_on_both_sides(tmp_path, leaky):
     """The README's ablation: the shipped overlay experiments/leaky_split.yaml."""

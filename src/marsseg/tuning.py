@@ -3,15 +3,18 @@
 Each trial trains the variant's first member with the workflow's own training code
 (`train_member`, so the same loss, callbacks and validation mIoU) for `epochs` epochs, with
 learning rate, weight decay, focal gamma and the Big Rock class weight drawn from the configured
-ranges, and scores it by its best validation mIoU. The TPE sampler is seeded, so the same
-config suggests the same trials.
+ranges, and scores it by its best validation mIoU. The TPE sampler is seeded per trial, so the
+same config suggests the same trials, and a search stopped midway goes on where it stopped.
 """
 
 from __future__ import annotations
 
 import copy
 import csv
+import json
 import logging
+import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -90,16 +93,22 @@ def tune_variant(
     seed: int,
     trials_out: str,
     best_out: str,
+    journal_dir: str | None = None,
 ) -> dict:
-    """Run the search; write every trial (CSV) and the best values as a config snippet (YAML)."""
+    """Run the search; write every trial (CSV) and the best values as a config snippet (YAML).
+    With `journal_dir`, each finished trial is kept there, so that a search stopped midway (a
+    killed or resubmitted job) goes on from its finished trials: the same search as an
+    unbroken one, as trial k's sampler is seeded with seed + k."""
     import keras
     import optuna
 
-    from marsseg.training import train_member_in
+    from marsseg.training import train_member_in, training_fingerprint
 
     settings = copy.deepcopy(settings)
     settings["training"]["epochs"] = epochs
-    rows = []
+    journal = Path(journal_dir) / "trials.jsonl" if journal_dir else None
+    fingerprint = training_fingerprint(train_npz, val_npz, {**settings, "space": space}, seed)
+    rows = _finished_trials(journal, fingerprint)[:n_trials]
 
     def objective(trial):
         def suggest(name, low, high, log_scale):
@@ -111,12 +120,31 @@ def tune_variant(
         keras.backend.clear_session()
         score = info["best_val_miou"]
         rows.append({"trial": trial.number, **drawn, "best_val_miou": score})
+        _append_line(journal, rows[-1])
         log.info("trial %d: %s -> best val_miou %.4f", trial.number, drawn, score)
         return score
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-    study.optimize(objective, n_trials=n_trials)
+    study = optuna.create_study(direction="maximize")
+    for row in rows:
+        values = {key: row[key] for key in SEARCH_SPACE_KEYS if key in row}
+        distributions = {
+            key: optuna.distributions.FloatDistribution(*map(float, space[key]), log=log_scale)
+            for key, log_scale in SEARCH_SPACE_KEYS.items()
+            if key in values
+        }
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=values, distributions=distributions, value=row["best_val_miou"]
+            )
+        )
+    if rows:
+        log.info("resuming the search after its %d finished trials", len(rows))
+    if journal and not journal.exists():
+        _append_line(journal, {"fingerprint": fingerprint})
+    for number in range(len(rows), n_trials):
+        study.sampler = optuna.samplers.TPESampler(seed=seed + number)
+        study.optimize(objective, n_trials=1)
 
     with atomic_path(trials_out) as tmp:
         with open(tmp, "w", newline="") as handle:
@@ -136,4 +164,35 @@ def tune_variant(
             + yaml.safe_dump(best, sort_keys=False)
         )
     log.info("best trial %d: %s (val_miou %.4f)", best["trial"], best["values"], study.best_value)
+    if journal:
+        shutil.rmtree(journal.parent, ignore_errors=True)
     return best
+
+
+def _finished_trials(journal: Path | None, fingerprint: str) -> list[dict]:
+    """The trials a stopped search of the same settings, data and space finished (their rows
+    of trials.csv), from its journal: a first line with the fingerprint, then a line per trial
+    (a line cut short by a kill is dropped). A journal of another search is removed."""
+    if journal is None or not journal.exists():
+        return []
+    lines = []
+    for text in journal.read_text().splitlines():
+        try:
+            lines.append(json.loads(text))
+        except json.JSONDecodeError:
+            break
+    if not lines or lines[0].get("fingerprint") != fingerprint:
+        log.warning("%s belongs to another search: the search starts afresh", journal)
+        shutil.rmtree(journal.parent)
+        return []
+    return lines[1:]
+
+
+def _append_line(journal: Path | None, row: dict) -> None:
+    if journal is None:
+        return
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    with open(journal, "a") as handle:
+        handle.write(json.dumps(row) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())

@@ -1,7 +1,7 @@
 # Optional, not part of `rule all`: seed 001's Optuna search over one variant's learning rate,
 # weight decay, focal gamma and Big Rock weight. Run it with
 #   snakemake tuning --cores 8 --resources gpu=1
-# and copy results/tuning/{variant}/best.yaml's values into config.yaml.
+# and copy the `config:` of results/tuning/{variant}/best.yaml into the variant in config.yaml.
 
 
 rule tuning:
@@ -33,5 +33,7 @@ rule tune:
         n_trials=config["tuning"]["n_trials"],
         epochs=config["tuning"]["epochs"],
         seed=config["tuning"]["seed"],
+        # Kept outside the outputs: a stopped search goes on from its finished trials.
+        journal_dir="results/checkpoints/tuning/{variant}",
     script:
         "../scripts/tune.py"

@@ -12,4 +12,5 @@ with logged_to(snakemake.log[0]):
         seed=snakemake.params.seed,
         trials_out=snakemake.output.trials,
         best_out=snakemake.output.best,
+        journal_dir=snakemake.params.journal_dir,
     )
