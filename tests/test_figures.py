@@ -97,3 +97,18 @@ def test_every_figure_writes_a_png_of_its_size(data, rng):
     save_json(outliers, summary)  # nothing dropped: the figure says so instead of images
     figures.plot_outlier_summary(outliers, tmp_path / "labelled.npz", out / "none.png", 5)
     assert png_size(out / "none.png") == (850, 360)
+
+
+def test_training_curves_name_the_score_the_history_holds(tmp_path):
+    """A Big Rock helper's val_miou is the IoU of Big Rock, not a mean over classes 1-4."""
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,loss,val_loss,val_miou\n0,0.9,1.0,0.2\n1,0.7,0.8,0.3\n")
+    labels = {}
+    for target in ("classes", "big_rock"):
+        figure = figures.plot_training_curves(
+            {"seed 1": history}, tmp_path / f"{target}.png", "title", target=target
+        )
+        miou_ax = figure.axes[1]
+        labels[target] = (miou_ax.get_title(), miou_ax.get_ylabel())
+    assert labels["classes"] == ("validation mIoU", "mean IoU (classes 1-4)")
+    assert labels["big_rock"] == ("validation Big Rock IoU", "IoU of Big Rock")

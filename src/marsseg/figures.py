@@ -90,9 +90,13 @@ def plot_predictions(
     return shown
 
 
-def plot_training_curves(histories: dict[str, str], out_png: str, title: str) -> None:
+def plot_training_curves(
+    histories: dict[str, str], out_png: str, title: str, target: str = "classes"
+) -> Figure:
     """Per-epoch training and validation loss and validation mIoU of each trained model of a
-    variant. `histories` maps a line label (e.g. "seed 1") to its Keras history CSV."""
+    variant. `histories` maps a line label (e.g. "seed 1") to its Keras history CSV. The
+    history's `val_miou` of a binary Big Rock helper (`target` "big_rock") is its Big Rock IoU,
+    and the right panel says so."""
     figure = Figure(figsize=(10, 3.6), layout="constrained")
     loss_ax, miou_ax = figure.subplots(1, 2)
     last_epoch = 1
@@ -105,7 +109,10 @@ def plot_training_curves(histories: dict[str, str], out_png: str, title: str) ->
         loss_ax.plot(epoch, history["val_loss"], **style, ls="--", label=f"{label} validation")
         miou_ax.plot(epoch, history["val_miou"], **style, label=label)
     loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
-    miou_ax.set(xlabel="epoch", ylabel="mean IoU (classes 1-4)", title="validation mIoU")
+    if target == "big_rock":
+        miou_ax.set(xlabel="epoch", ylabel="IoU of Big Rock", title="validation Big Rock IoU")
+    else:
+        miou_ax.set(xlabel="epoch", ylabel="mean IoU (classes 1-4)", title="validation mIoU")
     for ax in (loss_ax, miou_ax):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
@@ -113,6 +120,7 @@ def plot_training_curves(histories: dict[str, str], out_png: str, title: str) ->
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     figure.suptitle(title, fontsize=10)
     _save(figure, out_png)
+    return figure
 
 
 def pooled_confusion(score_jsons: list[str]) -> np.ndarray:

@@ -311,6 +311,12 @@ def figure_histories(wildcards):
     return histories
 
 
+def variant_target(wildcards):
+    """What a variant's models predict: `classes`, or `big_rock` for a Big Rock helper (its
+    history's val_miou is then the IoU of Big Rock)."""
+    return members(wildcards.variant)[0]["target"]
+
+
 def figure_postprocessed_files(wildcards):
     return list(figure_postprocessed(wildcards).values())
 

@@ -53,6 +53,7 @@ rule figure_training_curves:
         runtime=10,
     params:
         histories=figure_histories,
+        target=variant_target,
     script:
         "../scripts/figure_training_curves.py"
 

@@ -6,4 +6,5 @@ with logged_to(snakemake.log[0]):
         snakemake.params.histories,
         snakemake.output[0],
         title=f"{snakemake.wildcards.variant}: training curves",
+        target=snakemake.params.target,
     )
