@@ -36,3 +36,6 @@ def test_sigterm_mid_write_leaves_no_temporary_file(tmp_path):
     step.send_signal(signal.SIGTERM)
     assert step.wait(timeout=30) == 128 + signal.SIGTERM
     assert list(out.parent.iterdir()) == []
+    # and the step's log says why it ended (the Slurm log says TIMEOUT or CANCELLED; this is
+    # the log a user reads first)
+    assert "stopped by SIGTERM" in log.read_text()

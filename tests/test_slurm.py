@@ -97,6 +97,29 @@ def test_profile_asks_for_one_gpu_per_gpu_rule_without_serialising(tmp_path):
     assert all({"slurm_partition", "runtime", "mem_mb"} <= set(j.resources) for j in jobs_with_work)
 
 
+def test_a_longer_training_goes_in_the_profile_not_on_the_command_line(tmp_path):
+    """The README's way to give training more time (runtime under the profile's
+    `set-resources: train:`) keeps its GPU partition and CPUs; `--set-resources` on the command
+    line replaces the profile's whole `set-resources`, which is why the README says not to."""
+    profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
+    gpu_settings = profile["set-resources"]["train"]
+    edited = tmp_path / "profile"
+    edited.mkdir()
+    profile["set-resources"]["train"]["runtime"] = 1440
+    (edited / "config.yaml").write_text(yaml.safe_dump(profile))
+    in_profile = jobs_in(snakemake(tmp_path / "a", "--profile", str(edited), "--dry-run").stdout)
+    train = next(job.resources for job in in_profile if job.rule == "train")
+    assert train["runtime"] == "1440" and train["gpu"] == "1"
+    assert train["slurm_partition"] == gpu_settings["slurm_partition"]
+    assert train["cpus_per_gpu"] == str(gpu_settings["cpus_per_gpu"])
+    on_command_line = snakemake(
+        tmp_path / "b", "--profile", str(PROFILE), "--set-resources", "train:runtime=1440", "-n"
+    )
+    train = next(job.resources for job in jobs_in(on_command_line.stdout) if job.rule == "train")
+    assert train["runtime"] == "1440" and "cpus_per_gpu" not in train
+    assert train["slurm_partition"] == profile["default-resources"]["slurm_partition"]
+
+
 def test_every_rule_that_runs_a_script_declares_memory_and_runtime():
     for path in (REPO / "workflow" / "rules").glob("*.smk"):
         for block in re.split(r"^(?=rule )", path.read_text(), flags=re.MULTILINE):

@@ -55,4 +55,8 @@ def logged_to(log_path: str):
 
 def _exit_on_sigterm(signum, frame):
     """Python's default for SIGTERM ends the process on the spot, skipping `finally` blocks."""
+    logging.warning(
+        "stopped by SIGTERM (scancel, a Slurm time limit or Snakemake): exiting, removing "
+        "half-written files; a training resumes from its last checkpoint when run again"
+    )
     raise SystemExit(128 + signum)

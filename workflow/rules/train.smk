@@ -17,7 +17,7 @@ rule train:
         # At course size on a CPU, in passes of 8 images (micro_batch_size: auto), the peak is
         # 1.8-2.6 GB; whole batches there take 2.7 GB (separate) to 4.3 GB (parallel_symmetric)
         # and 11.3 GB (multipath, batch 128): for micro_batch_size: null on a CPU,
-        # --set-resources train:mem_mb=12000. A GPU keeps the
+        # --set-resources train:mem_mb=12000 (on Slurm: in the profile). A GPU keeps the
         # activations in its own memory; the rest is headroom for its runtime libraries. A
         # training longer than 12 h is resubmitted and resumes (profiles/slurm: retries).
         mem_mb=6000,
