@@ -181,6 +181,11 @@ def helper_config(**changes) -> dict:
             r"which predicts 2 classes, not 5\. Fix: .*`big_rock_helper: \{variant: bigrock\}`",
         ),
         (
+            {"ensembles": {}, "variants": {"unet": {"big_rock_helper": {"variant": "unet"}}}},
+            r"config: variant 'unet' uses big_rock_helper 'unet', which is not a variant with "
+            r"`target: big_rock`\. Fix: .*architecture: bigrock_binary and target: big_rock\.",
+        ),
+        (
             {"run_variants": ["unet", "bigrock"]},
             r"config: run_variants lists 'bigrock', a Big Rock helper \(target: big_rock\), .*"
             r"Fix: remove it from run_variants and add `big_rock_helper: \{variant: bigrock\}`",

@@ -427,15 +427,14 @@ def bench_prediction(config, names, data, n_images, repeats, rows) -> None:
     images = data["test_images"][:n_images]
     warm = images[: chunk + len(images) % chunk] if len(images) > chunk else images
     for name in names:
-        parts = config["ensembles"].get(name, [name])
-        specs = [(m, 5) for part in parts for m in resolve_members(config, part)]
+        part_members = [resolve_members(config, p) for p in config["ensembles"].get(name, [name])]
         helper = big_rock_helper_of(config, name)
-        if helper:
-            specs += [(m, 2) for m in resolve_members(config, helper["variant"])]
-        models = [build_model(m["architecture"], m["params"], num_classes=c) for m, c in specs]
-        n_helpers = len(resolve_members(config, helper["variant"])) if helper else 0
-        main, helpers = models[: len(models) - n_helpers], models[len(models) - n_helpers :]
-        weights = soft_vote_weights([len(resolve_members(config, part)) for part in parts])
+        helper_members = resolve_members(config, helper["variant"]) if helper else []
+        main = [build_model(m["architecture"], m["params"]) for ms in part_members for m in ms]
+        helpers = [
+            build_model(m["architecture"], m["params"], num_classes=2) for m in helper_members
+        ]
+        weights = soft_vote_weights([len(members) for members in part_members])
         settings = {"big_rock_threshold": helper.get("threshold", 0.5), "weights": weights}
         for tta in (False, True):
             run = functools.partial(
@@ -447,7 +446,7 @@ def bench_prediction(config, names, data, n_images, repeats, rows) -> None:
             warm_up()
             seconds = timed(run, repeats)
             label = "TTA (4 flips)" if tta else "no TTA"
-            note = f"{len(models)} model(s), batch {batch_size}"
+            note = f"{len(main) + len(helpers)} model(s), batch {batch_size}"
             rows.append(
                 summary(
                     SECTIONS["prediction"],
@@ -459,7 +458,7 @@ def bench_prediction(config, names, data, n_images, repeats, rows) -> None:
                     note=note,
                 )
             )
-        del models, main, helpers
+        del main, helpers
         keras.backend.clear_session()
 
 

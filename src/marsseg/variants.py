@@ -138,9 +138,18 @@ def _helpers_of(config: dict, variants: list[str]) -> list[dict]:
 
 def check_big_rock_helper_use(config: dict) -> None:
     """A Big Rock helper (`target: big_rock`) predicts 2 classes, and serves the variants that
-    name it in `big_rock_helper:`: refused in an ensemble and in run_variants. An ensemble
-    applies its parts' helper, so its parts may not name two different ones."""
+    name it in `big_rock_helper:`: only a helper may be named there, and a helper is refused in
+    an ensemble and in run_variants. An ensemble applies its parts' helper, so its parts may not
+    name two different ones."""
     helpers = helper_variants(config)
+    for name, variant in config["variants"].items():
+        helper = variant.get("big_rock_helper", {}).get("variant")
+        if helper is not None and helper not in helpers:
+            raise ValueError(
+                f"config: variant '{name}' uses big_rock_helper '{helper}', which is not a variant "
+                "with `target: big_rock`. Fix: define it under `variants:` with "
+                "architecture: bigrock_binary and target: big_rock."
+            )
     for name in config["run_variants"] or []:
         if name in helpers:
             raise ValueError(

@@ -61,17 +61,6 @@ def check_variants():
                 raise ValueError(
                     f"config: variant '{name}': {error}. Fix: correct variants.{name}.params."
                 ) from None
-    for name, variant in config["variants"].items():
-        helper = variant.get("big_rock_helper", {}).get("variant")
-        if (
-            helper is not None
-            and config["variants"].get(helper, {}).get("target") != "big_rock"
-        ):
-            raise ValueError(
-                f"config: variant '{name}' uses big_rock_helper '{helper}', which is not a variant "
-                "with `target: big_rock`. Fix: define it under `variants:` with "
-                "architecture: bigrock_binary and target: big_rock."
-            )
     known = list(config["variants"]) + list(config["ensembles"])
     unknown = [name for name in config["run_variants"] or [] if name not in known]
     if unknown:
@@ -146,7 +135,8 @@ def variant_features(variant):
 
 
 VARIANTS = list(config["variants"])  # everything that can be trained
-SCORED_VARIANTS = [name for name in VARIANTS if name not in helper_variants(config)]
+HELPERS = helper_variants(config)  # trained for the variants that name them, not scored
+SCORED_VARIANTS = [name for name in VARIANTS if name not in HELPERS]
 
 check_raw_data()
 check_variants()
