@@ -25,21 +25,21 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, chunk: int = 1 << 2
         raise ValueError(f"y_true has {y_true.size} pixels but y_pred has {y_pred.size}")
     counts = np.zeros(NUM_CLASSES * NUM_CLASSES, dtype=np.int64)
     for start in range(0, y_true.size, chunk):
-        true = _labels(y_true[start : start + chunk])
-        predicted = _labels(y_pred[start : start + chunk])
+        true = as_labels(y_true[start : start + chunk])
+        predicted = as_labels(y_pred[start : start + chunk])
         counts += np.bincount(true * NUM_CLASSES + predicted, minlength=NUM_CLASSES * NUM_CLASSES)
     confusion = counts.reshape(NUM_CLASSES, NUM_CLASSES)
     confusion[0] = 0  # pixels whose true label is 0 are not labelled: never scored
     return confusion
 
 
-def _labels(values: np.ndarray) -> np.ndarray:
+def as_labels(values: np.ndarray, what: str = "labels") -> np.ndarray:
     """Labels 0-4 as uint8, checked before the cast (which would wrap 260 or -252 round to 4,
-    and cut 1.5 to 1)."""
-    if values.min() < 0 or values.max() >= NUM_CLASSES:
-        raise ValueError(f"labels must lie in 0-{NUM_CLASSES - 1}")
-    if values.dtype.kind not in "iub" and not np.array_equal(values, np.rint(values)):
-        raise ValueError(f"labels must be whole numbers 0-{NUM_CLASSES - 1}")
+    and cut 1.5 to 1): ValueError "`what` must be whole numbers 0-4" otherwise."""
+    values = np.asarray(values)
+    whole = values.dtype.kind in "iub" or np.array_equal(values, np.rint(values))
+    if values.size and (values.min() < 0 or values.max() >= NUM_CLASSES or not whole):
+        raise ValueError(f"{what} must be whole numbers 0-{NUM_CLASSES - 1}")
     return values.astype(np.uint8)
 
 

@@ -7,8 +7,9 @@ import os
 
 import numpy as np
 
-from marsseg import IMAGE_HEIGHT, IMAGE_WIDTH, NUM_CLASSES
+from marsseg import IMAGE_HEIGHT, IMAGE_WIDTH
 from marsseg.io import atomic_path
+from marsseg.metrics import as_labels
 
 
 def write_submission(path: str | os.PathLike, masks: np.ndarray) -> None:
@@ -18,14 +19,8 @@ def write_submission(path: str | os.PathLike, masks: np.ndarray) -> None:
         raise ValueError(
             f"submission masks must be (N, {IMAGE_HEIGHT}, {IMAGE_WIDTH}), not {masks.shape}"
         )
-    if masks.size and (
-        masks.min() < 0
-        or masks.max() > NUM_CLASSES - 1
-        or not np.array_equal(masks, np.rint(masks))
-    ):
-        raise ValueError(f"submission labels must be whole numbers 0-{NUM_CLASSES - 1}")
     n = len(masks)
-    flat = masks.reshape(n, -1).astype(np.uint8)
+    flat = as_labels(masks, "submission labels").reshape(n, -1)
     width = flat.shape[1]
     # Every label is one digit, so a row is "d,d,...,d": build all rows as one byte array.
     body = np.full((n, 2 * width), ord(","), dtype=np.uint8)
