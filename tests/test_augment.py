@@ -115,7 +115,8 @@ def test_cutmix_keeps_alignment_and_targets_big_rock(rng):
         # values that crashed the step or turned it into something else
         ({"name": "big_rock_copy_paste", "max_rocks": 0}, "max_rocks to a whole number >= 1"),
         ({"name": "big_rock_copy_paste", "max_rocks": 1.5}, "max_rocks to a whole number >= 1"),
-        ({"name": "cutmix", "max_fraction": 2.0}, "max_fraction to a number from 0 to 1"),
+        ({"name": "cutmix", "max_fraction": 2.0}, "max_fraction to a number above 0, at most 1"),
+        ({"name": "cutmix", "max_fraction": 0}, "max_fraction to a number above 0, at most 1"),
         ({"name": "contrast", "max_factor": 3}, "max_factor to a number from 0 to 1"),
         ({"name": "brightness", "max_delta": 1e308}, "max_delta to a number from 0 to 255"),
     ],

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import re
+
 import jsonschema
 import pytest
 import yaml
 from workflow_runner import REPO
 
-from marsseg.config_errors import schema_error_message
+from marsseg.config_errors import check_finite, schema_error_message
 
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
 
@@ -65,3 +68,20 @@ def test_a_misspelt_name_gets_the_likely_one_not_the_config_flag_hint():
         "Fix: did you mean 'flips'? Use one of: flips, rotate180, brightness, contrast, "
         "gaussian_noise, big_rock_copy_paste, cutmix."
     )
+
+
+@pytest.mark.parametrize(
+    ("config", "where"),
+    [
+        ({"loss": {"class_weights": [0.0, 1.0, float("nan")]}}, "loss.class_weights.2 is nan"),
+        ({"training": {"learning_rate": float("inf")}}, "training.learning_rate is inf"),
+        ({"seeds": [42, -math.inf]}, "seeds.1 is -inf"),
+    ],
+)
+def test_nan_and_infinity_are_refused_where_they_stand(config, where):
+    with pytest.raises(ValueError, match=f"^config: {re.escape(where)}. Fix: give a finite number"):
+        check_finite(config)
+
+
+def test_the_shipped_config_is_finite():
+    check_finite(yaml.safe_load((REPO / "config.yaml").read_text()))  # raises on a NaN

@@ -122,6 +122,12 @@ def test_loss_serialises_and_round_trips():
         ({"name": "focal", "class_weights": [1, 1]}, "class_weights"),
         ({"name": "focal", "class_weights": "inverse_frequency"}, "inverse_frequency"),
         ({"name": "combined"}, "components"),
+        ({"name": "focal", "class_weights": [1, 1, 1, 1, float("nan")]}, "finite non-negative"),
+        ({"name": "focal", "gamma": float("nan")}, "gamma must be a finite number >= 0, got nan"),
+        (
+            {"name": "combined", "components": [{"name": "dice", "weight": -1}]},
+            "component's weight must be a finite number >= 0, got -1.0",
+        ),
     ],
 )
 def test_bad_loss_configs_raise(cfg, needle):

@@ -228,6 +228,10 @@ def _tiny_config(**changes):
         ),
         ({"training": {**TINY_TRAINING, "micro_batch_size": "autoo"}}, "'autoo' is not valid"),
         (
+            {"training": {**TINY_TRAINING, "learning_rate": float("nan")}},
+            r"config: training.learning_rate is nan. Fix: give a finite number",
+        ),
+        (
             {"variants": {"unet": {**TINY_UNET, "params": {"filters": [4] * 7}}}},
             r"variant 'unet': param 'filters' has 7 widths.*64x128 inputs allow at most 6",
         ),

@@ -212,14 +212,16 @@ def check_steps(steps: list[dict]) -> None:
 
 # Highest values: a probability or a fraction of a side is at most 1; a contrast factor below 0
 # (max_factor over 1) would invert the grey levels; an offset over 255 turns every image white
-# or black. max_rocks is a whole count of at least 1.
+# or black. max_rocks is a whole count of at least 1; cutmix's box is at least a pixel a side, so
+# its max_fraction is above 0 (no cutmix: leave the step out).
 _HIGHEST = {"probability": 1, "max_fraction": 1, "max_factor": 1, "max_delta": 255}
 _COUNTS = ("max_rocks",)
+_ABOVE_ZERO = ("max_fraction",)
 
 
 def _check_step_value(name: str, key: str, value, default) -> None:
-    """A flag must be true or false; a count a whole number >= 1; any other number a number >= 0,
-    at most _HIGHEST[key] where that is set."""
+    """A flag must be true or false; a count a whole number >= 1; any other number a number >= 0
+    (above 0 for _ABOVE_ZERO), at most _HIGHEST[key] where that is set."""
     number = not isinstance(value, bool) and isinstance(value, int | float)
     if isinstance(default, bool):
         wrong = not isinstance(value, bool)
@@ -227,6 +229,9 @@ def _check_step_value(name: str, key: str, value, default) -> None:
     elif key in _COUNTS:
         wrong = not (number and isinstance(value, int) and value >= 1)
         wanted = "a whole number >= 1"
+    elif key in _ABOVE_ZERO:
+        wrong = not (number and 0 < value <= _HIGHEST[key])
+        wanted = f"a number above 0, at most {_HIGHEST[key]}"
     elif key in _HIGHEST:
         wrong = not (number and 0 <= value <= _HIGHEST[key])
         wanted = f"a number from 0 to {_HIGHEST[key]}"

@@ -4,6 +4,7 @@ uses it), instead of jsonschema's dump of the whole schema and config."""
 from __future__ import annotations
 
 import difflib
+import math
 
 # Snakemake's --config reads a nested value with YAML's BaseLoader: every leaf is a string.
 _STRING_HINT = (
@@ -43,6 +44,20 @@ def schema_error_message(error) -> str:
         ):
             text += _STRING_HINT
     return text
+
+
+def check_finite(config, where: str = "") -> None:
+    """Refuse NaN and infinity anywhere in the config (YAML's .nan, .inf): the schema's bounds
+    let them through, as every comparison with NaN is false."""
+    if isinstance(config, float) and not math.isfinite(config):
+        raise ValueError(
+            f"config: {where or 'the top level'} is {config}. Fix: give a finite number there "
+            "(YAML's .nan and .inf are not settings)."
+        )
+    if isinstance(config, dict | list):
+        items = config.items() if isinstance(config, dict) else enumerate(config)
+        for key, value in items:
+            check_finite(value, f"{where}.{key}" if where else str(key))
 
 
 def _deepest(error):

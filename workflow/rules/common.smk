@@ -10,7 +10,7 @@ from snakemake.utils import validate
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
 from marsseg.augment import check_steps  # noqa: E402
-from marsseg.config_errors import schema_error_message  # noqa: E402
+from marsseg.config_errors import check_finite, schema_error_message  # noqa: E402
 from marsseg.models import (  # noqa: E402
     ARCHITECTURE_NAMES,
     check_depth,
@@ -25,6 +25,7 @@ from marsseg.variants import (  # noqa: E402
     resolve_members,
 )
 
+check_finite(config)
 try:
     validate(config, workflow.source_path("../schemas/config.schema.yaml"))
 except WorkflowError as error:  # raised while handling jsonschema's ValidationError

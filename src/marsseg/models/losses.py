@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import keras
@@ -59,13 +60,13 @@ def _normalise_cfg(cfg: Mapping, num_classes: int, inherited: Mapping | None = N
             "(see marsseg.models.inverse_frequency_weights)"
         )
     weights = [float(w) for w in weights]
-    if len(weights) != num_classes or min(weights) < 0:
+    if len(weights) != num_classes or not all(0 <= w < math.inf for w in weights):
         raise ValueError(
-            f"class_weights must be {num_classes} non-negative numbers, got {weights!r}"
+            f"class_weights must be {num_classes} finite non-negative numbers, got {weights!r}"
         )
     gamma = float(cfg.get("gamma", inherited.get("gamma", DEFAULT_GAMMA)))
-    if gamma < 0:
-        raise ValueError(f"gamma must be >= 0, got {gamma}")
+    if not 0 <= gamma < math.inf:
+        raise ValueError(f"gamma must be a finite number >= 0, got {gamma}")
     out = {"name": name, "gamma": gamma, "class_weights": weights}
     if name == "combined":
         components = cfg.get("components")
@@ -75,6 +76,10 @@ def _normalise_cfg(cfg: Mapping, num_classes: int, inherited: Mapping | None = N
         for component in components:
             resolved = _normalise_cfg(component, num_classes, out)
             resolved["weight"] = float(component.get("weight", 1.0))
+            if not 0 <= resolved["weight"] < math.inf:
+                raise ValueError(
+                    f"a component's weight must be a finite number >= 0, got {resolved['weight']}"
+                )
             out["components"].append(resolved)
     return out
 
