@@ -175,16 +175,27 @@ def test_a_damaged_file_is_named_not_a_traceback_nor_called_object_arrays(tmp_pa
     assert "object arrays" not in message
 
 
-def test_save_arrays_is_byte_identical_and_atomic(tmp_path):
+@pytest.mark.parametrize("compressed", [False, True])
+def test_save_arrays_is_byte_identical_and_atomic(tmp_path, compressed):
     a = np.arange(12, dtype=np.uint8).reshape(3, 4)
-    save_arrays(tmp_path / "x.npz", a=a)
+    save_arrays(tmp_path / "x.npz", compressed=compressed, a=a)
     first = (tmp_path / "x.npz").read_bytes()
-    save_arrays(tmp_path / "x.npz", a=a)
+    save_arrays(tmp_path / "x.npz", compressed=compressed, a=a)
     assert (tmp_path / "x.npz").read_bytes() == first
     np.testing.assert_array_equal(load_arrays(tmp_path / "x.npz")["a"], a)
     with pytest.raises(ValueError):
-        save_arrays(tmp_path / "y.npz", a=object())  # fails midway: nothing is left behind
+        save_arrays(tmp_path / "y.npz", compressed=compressed, a=object())  # nothing left behind
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npz"]
+
+
+def test_label_maps_are_saved_compressed_and_read_back_whole(tmp_path):
+    labels = np.zeros((200, 64, 128), np.uint8)
+    labels[:, 32:] = 3  # two flat regions, as a model's maps mostly are
+    save_arrays(tmp_path / "plain.npz", labels=labels)
+    save_arrays(tmp_path / "packed.npz", compressed=True, labels=labels)
+    assert (tmp_path / "plain.npz").stat().st_size > labels.nbytes
+    assert (tmp_path / "packed.npz").stat().st_size < labels.nbytes / 100
+    np.testing.assert_array_equal(load_arrays(tmp_path / "packed.npz")["labels"], labels)
 
 
 def test_saved_files_get_the_umask_permissions_not_mkstemps_0600(tmp_path):

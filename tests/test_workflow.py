@@ -6,6 +6,7 @@ import base64
 import json
 import math
 import re
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -155,6 +156,21 @@ def test_every_rule_wrote_its_log_and_outliers_were_removed(tiny_run):
     assert "val_miou" in (tiny_run / "logs/train/unet/seed1/member0.log").read_text()
     outliers = yaml.safe_load((tiny_run / "results/data/outliers.json").read_text())
     assert outliers["n_dropped"] == 5 and outliers["n_kept"] == 43
+
+
+def test_label_maps_are_stored_compressed_and_images_as_they_are(tiny_run):
+    results = tiny_run / "results"
+    label_maps = [
+        *results.glob("predictions/**/*.npz"),
+        *results.glob("postprocessed/**/*.npz"),
+        results / "data/synthetic/test_masks.npz",
+    ]
+    assert len(label_maps) == 2 * (1 + 3) + 1  # per seed a prediction and 3 methods; masks
+    for path in label_maps:
+        with zipfile.ZipFile(path) as archive:
+            assert {m.compress_type for m in archive.infolist()} == {zipfile.ZIP_DEFLATED}, path
+    with zipfile.ZipFile(results / "data/test.npz") as archive:
+        assert {m.compress_type for m in archive.infolist()} == {zipfile.ZIP_STORED}
 
 
 def test_data_steps_are_byte_identical_across_runs(tiny_run, tmp_path):

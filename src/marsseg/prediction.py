@@ -152,4 +152,4 @@ def predict_files(
         )
         arrays.update({f"{name}_{key}": value for key, value in predicted.items()})
         logging.getLogger(__name__).info("predicted %d %s images", len(predicted["labels"]), name)
-    save_arrays(out_npz, **arrays)
+    save_arrays(out_npz, compressed=True, **arrays)

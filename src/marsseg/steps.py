@@ -29,7 +29,7 @@ def synthesize(
 
     training_set, test_set, test_masks = generate_course_dataset(seed, n_train, n_test, n_aliens)
     save_arrays(out_npz, training_set=training_set, test_set=test_set)
-    save_arrays(out_test_masks, masks=test_masks)
+    save_arrays(out_test_masks, compressed=True, masks=test_masks)
     log.info("synthetic dataset: %d training and %d test images", len(training_set), len(test_set))
 
 
@@ -101,6 +101,7 @@ def postprocess(
     prefix = "tta_" if tta else ""
     save_arrays(
         out_npz,
+        compressed=True,
         **{
             split_name: apply_method(
                 method,
