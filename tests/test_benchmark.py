@@ -13,9 +13,13 @@ import yaml
 
 from marsseg.benchmark import (
     QUICK_SYNTHETIC,
+    RUN_MARKER,
     SECTIONS,
+    check_workdir,
     course_config,
+    course_run,
     machine_info,
+    main,
     meets,
     rule_benchmarks,
     rule_rows,
@@ -138,6 +142,28 @@ def test_the_rules_run_config_takes_one_epoch_and_on_a_cpu_the_first_variant_at_
     assert on_cpu["variants"]["unet"]["params"]["filters"] == [32, 64, 128]  # not run
     assert on_cpu["synthetic"] == {**config["synthetic"], **QUICK_SYNTHETIC}
     assert course_config(config, False, True, None)["run_variants"] == ["unet"]  # the first
+
+
+def test_the_rules_part_empties_only_a_working_directory_of_its_own(tmp_path, capsys):
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "thesis.tex").write_text("months of work")
+    with pytest.raises(ValueError, match="no run of the benchmark made"):
+        course_run({}, theirs)
+    args = ["--quick", "--parts", "rules", "--workdir", str(theirs)]
+    args += ["--config", str(REPO / "tests" / "configs" / "tiny.yaml")]
+    with pytest.raises(SystemExit):  # refused before any part runs
+        main([*args, "--out-dir", str(tmp_path / "out")])
+    assert "no run of the benchmark made" in capsys.readouterr().err
+    assert (theirs / "thesis.tex").read_text() == "months of work"
+    assert not (tmp_path / "out").exists()
+
+    (theirs / RUN_MARKER).touch()  # as an earlier run leaves it: emptied and run again
+    check_workdir(theirs)
+    check_workdir(tmp_path / "empty")  # not there yet
+    with pytest.raises(RuntimeError, match="snakemake"):  # the config is not a study's
+        course_run({}, theirs)
+    assert sorted(p.name for p in theirs.iterdir()) == [RUN_MARKER, ".snakemake", "config.yaml"]
 
 
 def test_summary_is_median_min_max_and_judged_against_its_goal():

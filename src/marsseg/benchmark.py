@@ -71,6 +71,8 @@ PROBE_TRAINING_STEPS = 4  # batches each memory probe trains (the peak comes wit
 # the second: a probe of one chunk of 256 read 1504 MiB where the rule's whole run peaked at
 # 1631, two read 1650).
 PROBE_PREDICT_IMAGES = 512
+# Left by the rules part in its working directory: the mark of a directory it may empty.
+RUN_MARKER = ".marsseg-bench-run"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -702,10 +704,24 @@ def course_config(config: dict, quick: bool, cpu_only: bool, variants: list[str]
     return config
 
 
+def check_workdir(workdir: Path) -> None:
+    """The rules part empties its working directory first: refuse one that holds files and
+    that no earlier run of it made (it leaves RUN_MARKER there)."""
+    if workdir.is_dir() and any(workdir.iterdir()) and not (workdir / RUN_MARKER).exists():
+        raise ValueError(
+            f"{workdir} holds files that no run of the benchmark made, and the rules part "
+            f"empties its working directory first (it recognises its own by {RUN_MARKER}). "
+            "Fix: name another --workdir, or remove that directory yourself."
+        )
+
+
 def course_run(config: dict, workdir: Path) -> float:
-    """Run the workflow with `config` in `workdir` (emptied first); return its wall time."""
+    """Run the workflow with `config` in `workdir` (emptied first: check_workdir); return its
+    wall time."""
+    check_workdir(workdir)
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
+    (workdir / RUN_MARKER).touch()
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     seconds, _ = snakemake(workdir, "--cores", str(os.cpu_count()), "--resources", "gpu=1")
     return seconds
@@ -827,6 +843,12 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         parser.error(f"unknown part(s) {unknown}; use {PARTS}")
+    workdir = args.workdir or args.out_dir / "bench_run"
+    if "rules" in parts:
+        try:
+            check_workdir(workdir)
+        except ValueError as error:
+            parser.error(str(error))
     started = time.perf_counter()
     load_at_start = f"{os.getloadavg()[0]:.2f}"
     settings = {
@@ -877,7 +899,6 @@ def main(argv: list[str] | None = None) -> None:
         bench_noop(args.config, repeats, rows)
         save()
     if "rules" in parts:
-        workdir = args.workdir or args.out_dir / "bench_run"
         chosen = variants if args.variants else None
         bench_rules(args.config, workdir, chosen, args.quick, rows, settings)
         save()
