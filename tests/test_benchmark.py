@@ -21,6 +21,7 @@ from marsseg.benchmark import (
     machine_info,
     main,
     meets,
+    predicted_names,
     rule_benchmarks,
     rule_rows,
     summary,
@@ -164,6 +165,47 @@ def test_the_rules_part_empties_only_a_working_directory_of_its_own(tmp_path, ca
     with pytest.raises(RuntimeError, match="snakemake"):  # the config is not a study's
         course_run({}, theirs)
     assert sorted(p.name for p in theirs.iterdir()) == [RUN_MARKER, ".snakemake", "config.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--repeats", "0"], "argument --repeats: 0 is less than 1"),
+        (["--train-images", "-5"], "argument --train-images: -5 is less than 0"),
+        (["--predict-images", "-1"], "argument --predict-images: -1 is less than 0"),
+        (
+            ["--variants", "unet, nope"],
+            "--variants: unknown variant(s) ['nope']; the config's: unet",
+        ),
+    ],
+)
+def test_options_out_of_range_are_refused_before_anything_runs(tmp_path, capsys, option, message):
+    args = ["--config", str(REPO / "tests" / "configs" / "tiny.yaml"), "--parts", "data"]
+    with pytest.raises(SystemExit):
+        main([*args, *option, "--out-dir", str(tmp_path / "out")])
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_quick_takes_the_repeats_it_is_given(tmp_path):
+    command = [sys.executable, "-m", "marsseg.benchmark", "--quick", "--repeats", "2"]
+    command += ["--parts", "data", "--out-dir", str(tmp_path)]
+    command += ["--config", str(REPO / "tests" / "configs" / "tiny.yaml")]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    with open(tmp_path / "benchmark.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 4 and {row["repeats"] for row in rows} == {"2"}
+
+
+def test_the_prediction_part_predicts_the_chosen_variants_and_their_ensembles():
+    config = {
+        "variants": {"unet": {}, "stacked": {}, "rocks": {"target": "big_rock"}},
+        "ensembles": {"pair": ["unet", "stacked"], "solo": ["unet"]},
+    }
+    assert predicted_names(config, ["unet"]) == ["unet", "solo"]
+    assert predicted_names(config, ["stacked", "rocks"]) == ["stacked"]  # a helper: not scored
+    assert predicted_names(config, list(config["variants"])) == ["unet", "stacked", "pair", "solo"]
 
 
 def test_summary_is_median_min_max_and_judged_against_its_goal():

@@ -123,6 +123,17 @@ def rates(n_images: int, seconds: list[float]) -> list[float]:
     return [n_images / s for s in seconds]
 
 
+def _at_least(minimum: int):
+    """An argparse type: a whole number, `minimum` or more."""
+
+    def whole_number(text: str) -> int:
+        if int(text) < minimum:
+            raise argparse.ArgumentTypeError(f"{text} is less than {minimum}")
+        return int(text)
+
+    return whole_number
+
+
 def load_config(path: str | Path) -> dict:
     """The study's config with the schema's defaults filled in, as the Snakefile sees it."""
     config = yaml.safe_load(Path(path).read_text())
@@ -414,6 +425,14 @@ def bench_memory(config, variants, data, rows, quick: bool) -> None:
                         note=f"one reading (a fresh process's peak; {measured['seconds']:.0f} s)",
                     )
                 )
+
+
+def predicted_names(config: dict, variants: list[str]) -> list[str]:
+    """What the prediction part predicts: the chosen variants that are not Big Rock helpers, and
+    the ensembles whose variants are all chosen."""
+    scored = [v for v in variants if v not in helper_variants(config)]
+    ensembles = config["ensembles"].items()
+    return scored + [name for name, parts in ensembles if set(parts) <= set(variants)]
 
 
 def bench_prediction(config, names, data, n_images, repeats, rows) -> None:
@@ -813,10 +832,18 @@ def bench_rules(config_path, workdir: Path, variants, quick: bool, rows, setting
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, 1 repeat: a smoke run")
-    parser.add_argument("--repeats", type=int, default=3, help="timed repeats (training: epochs)")
+    parser.add_argument(
+        "--repeats",
+        type=_at_least(1),
+        help="timed repeats (training: epochs); default 3, 1 with --quick",
+    )
     parser.add_argument("--out-dir", default="results", type=Path)
     parser.add_argument("--config", default=str(REPO / "config.yaml"), type=Path)
-    parser.add_argument("--variants", help="comma-separated variants (default: all in config)")
+    parser.add_argument(
+        "--variants",
+        help="comma-separated variants (default: all in config; the prediction part also "
+        "predicts each ensemble whose variants are all among them)",
+    )
     parser.add_argument(
         "--parts",
         default=",".join(PARTS),
@@ -825,20 +852,20 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--train-images",
-        type=int,
+        type=_at_least(0),
         help=f"training images per epoch (0: all; default all with an accelerator, "
         f"{CPU_IMAGES} on a CPU); the validation split shrinks in proportion",
     )
     parser.add_argument(
         "--predict-images",
-        type=int,
+        type=_at_least(0),
         help=f"test images to predict (0: all; default all with an accelerator, {CPU_IMAGES} on a CPU)",
     )
     parser.add_argument(
         "--workdir", type=Path, help="the rules part's workflow run directory (<out-dir>/bench_run)"
     )
     args = parser.parse_args(argv)
-    repeats = 1 if args.quick else args.repeats
+    repeats = args.repeats or (1 if args.quick else 3)
     parts = [part.strip() for part in args.parts.split(",")]
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
@@ -861,17 +888,25 @@ def main(argv: list[str] | None = None) -> None:
         else "full",
     }
 
+    config = load_config(args.config)
+    synthetic = dict(config["synthetic"])
+    if args.quick:
+        synthetic.update(QUICK_SYNTHETIC)
+    variants = list(config["variants"])
+    if args.variants:
+        variants = [name.strip() for name in args.variants.split(",")]
+        unknown = [name for name in variants if name not in config["variants"]]
+        if unknown:
+            parser.error(
+                f"--variants: unknown variant(s) {unknown}; the config's: "
+                f"{', '.join(config['variants'])}"
+            )
     # JAX would otherwise reserve most of a GPU's memory the first time this process asks which
     # devices there are, leaving little to the memory probes and the course run's jobs (which
     # run with the user's own setting: child_environment).
     if "XLA_PYTHON_CLIENT_PREALLOCATE" not in os.environ:
         os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
         BENCHMARK_ONLY_SETTINGS.add("XLA_PYTHON_CLIENT_PREALLOCATE")
-    config = load_config(args.config)
-    synthetic = dict(config["synthetic"])
-    if args.quick:
-        synthetic.update(QUICK_SYNTHETIC)
-    variants = args.variants.split(",") if args.variants else list(config["variants"])
     if set(parts) - {"rules"}:  # the rules part is one run of the workflow
         settings["repeats"] = f"{repeats} (training: epochs after a first, untimed one)"
     rows: list[dict] = []
@@ -917,8 +952,7 @@ def main(argv: list[str] | None = None) -> None:
         settings["images predicted"] = (
             f"{min(n, len(data['test_images']))} of {len(data['test_images'])}"
         )
-        scored = [v for v in variants if v not in helper_variants(config)]
-        bench_prediction(config, scored + list(config["ensembles"]), data, n, repeats, rows)
+        bench_prediction(config, predicted_names(config, variants), data, n, repeats, rows)
         save()
     if "training" in parts:
         n = default_images if args.train_images is None else args.train_images
