@@ -25,6 +25,7 @@ from marsseg.benchmark import (
     rule_benchmarks,
     rule_rows,
     summary,
+    write_results,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,6 +85,7 @@ def test_quick_benchmark_writes_markdown_and_csv(tmp_path):
     for title in ("Machine", *(SECTIONS[key] for key in SECTIONS if key != "rules")):
         assert f"## {title}\n" in markdown
     assert markdown.count("| unet |") == 9
+    assert "| status | complete |" in markdown
 
 
 def test_rules_part_runs_the_workflow_and_reads_every_rules_benchmark_file(tmp_path):
@@ -206,6 +208,35 @@ def test_the_prediction_part_predicts_the_chosen_variants_and_their_ensembles():
     assert predicted_names(config, ["unet"]) == ["unet", "solo"]
     assert predicted_names(config, ["stacked", "rocks"]) == ["stacked"]  # a helper: not scored
     assert predicted_names(config, list(config["variants"])) == ["unet", "stacked", "pair", "solo"]
+
+
+def test_a_run_that_stops_leaves_the_parts_it_did_marked_incomplete(tmp_path):
+    not_a_directory = tmp_path / "run"
+    not_a_directory.write_text("")  # the rules part cannot make its working directory here
+    command = [sys.executable, "-m", "marsseg.benchmark", "--quick", "--parts", "data,rules"]
+    command += ["--workdir", str(not_a_directory), "--out-dir", str(tmp_path / "out")]
+    command += ["--config", str(REPO / "tests" / "configs" / "tiny.yaml")]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "FileExistsError" in result.stderr
+    markdown = (tmp_path / "out" / "benchmark.md").read_text()
+    assert "| status | incomplete: a run in progress, or one that stopped" in markdown
+    assert f"## {SECTIONS['data']}\n" in markdown and SECTIONS["rules"] not in markdown
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "benchmark.csv",
+        "benchmark.md",
+    ]
+
+
+def test_a_failed_save_leaves_the_last_saved_files_whole(tmp_path):
+    row = summary("section", "what", [1.0, 2.0, 3.0], "s")
+    write_results([row], {"CPU": "test"}, {"status": "complete"}, tmp_path)
+    saved = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert sorted(saved) == ["benchmark.csv", "benchmark.md"]
+    assert b"| what |  |  | 2.00 | 1.00 | 3.00 | s | 3 |" in saved["benchmark.md"]
+    without_note = {key: value for key, value in row.items() if key != "note"}
+    with pytest.raises(KeyError, match="note"):  # the markdown table needs every column
+        write_results([row, without_note], {}, {}, tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == saved  # and no temporary
 
 
 def test_summary_is_median_min_max_and_judged_against_its_goal():

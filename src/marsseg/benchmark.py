@@ -26,6 +26,7 @@ import copy
 import csv
 import functools
 import importlib
+import io
 import json
 import os
 import platform
@@ -41,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from marsseg.io import atomic_path
 from marsseg.training import accelerators
 from marsseg.variants import big_rock_helper_of, helper_variants, resolve_members
 
@@ -675,12 +677,13 @@ def _table(header: list[str], lines: list[list]) -> list[str]:
 
 
 def write_results(rows, machine, settings, out_dir: Path, stem: str = "benchmark") -> None:
-    """benchmark.csv (one row per measurement) and benchmark.md (one table per section)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / f"{stem}.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    """benchmark.csv (one row per measurement) and benchmark.md (one table per section): both
+    made first, then each written whole (atomic_path), so that a failure leaves the two files
+    of the last save."""
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
     text = ["# Benchmark", ""]
     text += _table(["setting", "value"], [[k, v] for k, v in settings.items()]) + [""]
     text += ["## Machine", ""]
@@ -689,7 +692,10 @@ def write_results(rows, machine, settings, out_dir: Path, stem: str = "benchmark
     for section in dict.fromkeys(row["section"] for row in rows):
         lines = [[row[key] for key in COLUMNS[1:]] for row in rows if row["section"] == section]
         text += [f"## {section}", ""] + _table(header, lines) + [""]
-    (out_dir / f"{stem}.md").write_text("\n".join(text))
+    with atomic_path(out_dir / f"{stem}.csv") as path:
+        path.write_text(table.getvalue(), newline="")
+    with atomic_path(out_dir / f"{stem}.md") as path:
+        path.write_text("\n".join(text))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -883,9 +889,11 @@ def main(argv: list[str] | None = None) -> None:
         + " ".join(sys.argv[1:] if argv is None else argv),
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "config": str(args.config),
-        "mode": "quick (small sizes, 1 repeat; goals are for course size, so not judged)"
+        "mode": "quick (small sizes; goals are for course size, so not judged)"
         if args.quick
         else "full",
+        # Both files are written after each part: until the last, the parts done so far.
+        "status": "incomplete: a run in progress, or one that stopped (the parts below are done)",
     }
 
     config = load_config(args.config)
@@ -912,8 +920,10 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[dict] = []
     machine: dict[str, str] = {}
 
-    def save():
+    def save(finished: bool = False):
         settings["wall time"] = f"{time.perf_counter() - started:.0f} s"
+        if finished:
+            settings["status"] = "complete"
         if args.quick:  # the goals are for course size
             for row in rows:
                 row["ok"] = ""
@@ -962,7 +972,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         bench_training(config, variants, data, n, repeats, rows)
     machine["load average (1 min) at start, end"] = f"{load_at_start}, {os.getloadavg()[0]:.2f}"
-    save()
+    save(finished=True)
     print(f"wrote {args.out_dir / 'benchmark.md'} and {args.out_dir / 'benchmark.csv'}")
 
 
