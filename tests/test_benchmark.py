@@ -4,8 +4,10 @@ measurement and positive numbers; and its parts that judge and read results, on 
 import csv
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -225,6 +227,54 @@ def test_a_run_that_stops_leaves_the_parts_it_did_marked_incomplete(tmp_path):
         "benchmark.csv",
         "benchmark.md",
     ]
+
+
+def _stop_when(process: subprocess.Popen, started) -> int:
+    """SIGTERM to `process` once `started()` is true (within a minute); its exit status."""
+    deadline = time.monotonic() + 60
+    while not started() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert started()
+    process.send_signal(signal.SIGTERM)
+    return process.wait(timeout=120)
+
+
+def test_a_benchmark_stopped_by_sigterm_leaves_no_temporary_directory(tmp_path):
+    command = [sys.executable, "-m", "marsseg.benchmark", "--quick", "--parts", "dryrun"]
+    command += ["--out-dir", str(tmp_path / "out")]
+    command += ["--config", str(REPO / "tests" / "configs" / "tiny.yaml")]
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    benchmark = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.DEVNULL)
+    # stopped while Snakemake plans the DAG in the part's temporary directory
+    status = _stop_when(benchmark, lambda: list(tmp_path.glob("marsseg-bench-*/.snakemake")))
+    assert list(tmp_path.glob("marsseg-bench-*")) == []  # (Snakemake may leave its own)
+    assert not (tmp_path / "out").exists()  # no part was done
+    assert status == 128 + signal.SIGTERM  # an exit, as from an error
+
+
+def _processes_in(directory: Path) -> list[str]:
+    """The command lines of the processes whose working directory is `directory`."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if Path(os.readlink(proc / "cwd")) == directory:
+                found.append((proc / "cmdline").read_text().replace("\0", " "))
+        except OSError:  # gone, or not ours to read
+            pass
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="reads /proc")
+def test_a_benchmark_stopped_by_sigterm_stops_its_workflow_run(tmp_path):
+    command = [sys.executable, "-m", "marsseg.benchmark", "--quick", "--parts", "rules"]
+    command += ["--out-dir", str(tmp_path)]
+    command += ["--config", str(REPO / "tests" / "configs" / "tiny.yaml")]
+    benchmark = subprocess.Popen(command, cwd=REPO, stderr=subprocess.DEVNULL)
+    run = tmp_path / "bench_run"
+    status = _stop_when(benchmark, lambda: (run / "logs" / "synthesize.log").exists())
+    time.sleep(1)  # Snakemake and its jobs end on SIGTERM: give them a moment
+    assert _processes_in(run) == []
+    assert status == 128 + signal.SIGTERM
 
 
 def test_a_failed_save_leaves_the_last_saved_files_whole(tmp_path):

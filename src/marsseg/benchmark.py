@@ -22,6 +22,7 @@ Keras sees (a GPU, or KERAS_BACKEND=jax).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import csv
 import functools
@@ -32,6 +33,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -160,13 +162,21 @@ def snakemake(workdir: Path, *args: str) -> tuple[float, str]:
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
     command += ["--directory", str(workdir), *args]
     start = time.perf_counter()
-    result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
+    # In a process group of its own, which a stopped benchmark stops: Snakemake and its jobs.
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    with subprocess.Popen(
+        command, cwd=workdir, env=env, text=True, start_new_session=True, **pipes
+    ) as process:
+        try:
+            stdout, stderr = process.communicate()
+        except BaseException:  # Ctrl-C, or SIGTERM (_exit_on_sigterm)
+            with contextlib.suppress(ProcessLookupError):  # the group has ended already
+                os.killpg(process.pid, signal.SIGTERM)
+            raise
     seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"snakemake {' '.join(args)} failed in {workdir}:\n{result.stderr[-4000:]}"
-        )
-    return seconds, result.stdout + result.stderr
+    if process.returncode != 0:
+        raise RuntimeError(f"snakemake {' '.join(args)} failed in {workdir}:\n{stderr[-4000:]}")
+    return seconds, stdout + stderr
 
 
 # ---------------------------------------------------------------------------------------------
@@ -976,5 +986,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wrote {args.out_dir / 'benchmark.md'} and {args.out_dir / 'benchmark.csv'}")
 
 
+def _exit_on_sigterm(signum, frame):
+    """Python's default for SIGTERM (kill, a batch system's time limit) ends the process on the
+    spot: the temporary directories would stay, and a Snakemake run would go on."""
+    raise SystemExit(128 + signum)
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     main()
