@@ -202,6 +202,31 @@ def test_quick_takes_the_repeats_it_is_given(tmp_path):
     assert len(rows) == 4 and {row["repeats"] for row in rows} == {"2"}
 
 
+def _benchmark_rows(out_dir: Path, *args: str) -> tuple[list[dict], str]:
+    """Run the benchmark with `args` into `out_dir`: its CSV rows and its markdown."""
+    command = [sys.executable, "-m", "marsseg.benchmark", "--out-dir", str(out_dir), *args]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    with open(out_dir / "benchmark.csv", newline="") as handle:
+        return list(csv.DictReader(handle)), (out_dir / "benchmark.md").read_text()
+
+
+def test_goals_are_judged_at_course_size_only(tmp_path):
+    tiny = str(REPO / "tests" / "configs" / "tiny.yaml")
+    rows, markdown = _benchmark_rows(tmp_path / "tiny", "--parts", "postprocess", "--config", tiny)
+    assert "| mode | full, at the config's size (48 + 12 images; course size is 2615 + 10022)" in (
+        markdown
+    )
+    goals = [row for row in rows if row["goal"]]
+    assert len(goals) == 6 and {row["ok"] for row in goals} == {""}  # 12 masks: not judged
+
+    # config.yaml is course size: its Snakemake goal is judged
+    rows, markdown = _benchmark_rows(tmp_path / "course", "--parts", "noop", "--repeats", "1")
+    assert "| mode | full |" in markdown
+    assert [(row["name"], row["goal"]) for row in rows] == [("no-op rerun", "<= 3")]
+    assert rows[0]["ok"] == ("yes" if float(rows[0]["median"]) <= 3 else "no")
+
+
 def test_the_prediction_part_predicts_the_chosen_variants_and_their_ensembles():
     config = {
         "variants": {"unet": {}, "stacked": {}, "rocks": {"target": "big_rock"}},
