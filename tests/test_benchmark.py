@@ -2,6 +2,7 @@
 measurement and positive numbers; and its parts that judge and read results, on made-up input."""
 
 import csv
+import json
 import os
 import re
 import signal
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -17,6 +19,7 @@ from marsseg.benchmark import (
     QUICK_SYNTHETIC,
     RUN_MARKER,
     SECTIONS,
+    bench_memory,
     check_workdir,
     course_config,
     course_run,
@@ -312,6 +315,41 @@ def test_a_failed_save_leaves_the_last_saved_files_whole(tmp_path):
     with pytest.raises(KeyError, match="note"):  # the markdown table needs every column
         write_results([row, without_note], {}, {}, tmp_path)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == saved  # and no temporary
+
+
+def test_the_memory_part_probes_every_training_and_every_prediction(monkeypatch):
+    config = {
+        "variants": {"one": {}, "two": {}, "rocks": {"target": "big_rock"}},
+        "ensembles": {"pair": ["one", "two"]},
+    }
+    images = np.zeros((12, 64, 128), np.uint8)
+    data = {
+        f"{split}_{kind}": images
+        for split in ("train", "val", "test")
+        for kind in ("images", "masks")
+    }
+    probed = []
+
+    def probe(command, **kwargs):  # python -m marsseg.memory_probe MODE CONFIG NAME ...
+        probed.append((command[3], command[5], command[-1]))
+        measured = {"peak_rss_mib": 900 + len(probed), "seconds": 2.0, "label_maps_mib": 1}
+        measured.update(batch_size=16, micro_batch_size=8)
+        return subprocess.CompletedProcess(command, 0, json.dumps(measured) + "\n", "")
+
+    monkeypatch.setattr(subprocess, "run", probe)
+    rows = []
+    bench_memory(config, list(config["variants"]), data, rows, quick=True)
+    trained = [("train", name, "2") for name in ("one", "two", "rocks")]
+    predicted = [("predict", name, "12") for name in ("one", "two", "pair")]  # not the helper
+    assert probed == trained + predicted
+    assert [(row["name"], row["variant"], row["median"]) for row in rows] == [
+        (f"peak RSS, {'training' if mode == 'train' else 'prediction'}", name, 901 + i)
+        for i, (mode, name, _) in enumerate(probed)
+    ]
+    assert rows[0]["size"] == "12 train images, 2 batches (batch 16 in passes of 8)"
+    assert (
+        rows[-1]["size"] == "12 test images, 12 predicted with TTA, label maps of all held (1 MiB)"
+    )
 
 
 def test_summary_is_median_min_max_and_judged_against_its_goal():

@@ -389,9 +389,10 @@ def _batch_words(batch_size: int, per_pass: int) -> str:
 
 
 def bench_memory(config, variants, data, rows, quick: bool) -> None:
-    """Peak RSS of each variant's training and prediction with course-size arrays, each in a
-    fresh process (marsseg.memory_probe) that stops after a few batches: the peak is that of
-    the arrays and the per-batch tensors, which a full run repeats."""
+    """Peak RSS of each variant's training and of each prediction (predicted_names: with its
+    Big Rock helper, an ensemble with all its models) with course-size arrays, each in a fresh
+    process (marsseg.memory_probe) that stops after a few batches: the peak is that of the
+    arrays and the per-batch tensors, which a full run repeats."""
     from marsseg.io import save_arrays
 
     steps, images = (2, QUICK_IMAGES) if quick else (PROBE_TRAINING_STEPS, PROBE_PREDICT_IMAGES)
@@ -404,40 +405,39 @@ def bench_memory(config, variants, data, rows, quick: bool) -> None:
         save_arrays(files["test"], images=data["test_images"], masks=data["test_masks"])
         config_file = tmp / "config.yaml"
         config_file.write_text(yaml.safe_dump(config))
-        for variant in variants:
-            predicted = variant not in helper_variants(config)
-            probes = [("training", "train", files["train"], files["val"], steps)]
-            if predicted:
-                probes.append(("prediction", "predict", files["val"], files["test"], images))
-            for rule, mode, first, second, number in probes:
-                command = [sys.executable, "-m", "marsseg.memory_probe", mode, str(config_file)]
-                command += [variant, first, second, str(number)]
-                done = subprocess.run(
-                    command, capture_output=True, text=True, env=child_environment()
+        images = min(images, len(data["test_images"]))
+        probes = [("training", "train", v, files["train"], files["val"], steps) for v in variants]
+        probes += [
+            ("prediction", "predict", name, files["val"], files["test"], images)
+            for name in predicted_names(config, variants)
+        ]
+        for rule, mode, name, first, second, number in probes:
+            command = [sys.executable, "-m", "marsseg.memory_probe", mode, str(config_file)]
+            command += [name, first, second, str(number)]
+            done = subprocess.run(command, capture_output=True, text=True, env=child_environment())
+            if done.returncode != 0:
+                raise RuntimeError(f"memory probe {mode} {name} failed:\n{done.stderr}")
+            measured = json.loads(done.stdout.strip().splitlines()[-1])
+            if mode == "train":
+                batch = _batch_words(measured["batch_size"], measured["micro_batch_size"])
+                size = f"{len(data['train_images'])} train images, {number} batches ({batch})"
+            else:
+                size = (
+                    f"{len(data['test_images'])} test images, {number} predicted with TTA, "
+                    f"label maps of all held ({measured['label_maps_mib']} MiB)"
                 )
-                if done.returncode != 0:
-                    raise RuntimeError(f"memory probe {mode} {variant} failed:\n{done.stderr}")
-                measured = json.loads(done.stdout.strip().splitlines()[-1])
-                if mode == "train":
-                    batch = _batch_words(measured["batch_size"], measured["micro_batch_size"])
-                    size = f"{len(data['train_images'])} train images, {number} batches ({batch})"
-                else:
-                    size = (
-                        f"{len(data['test_images'])} test images, {number} predicted with TTA, "
-                        f"label maps of all held ({measured['label_maps_mib']} MiB)"
-                    )
-                rows.append(
-                    summary(
-                        section,
-                        f"peak RSS, {rule}",
-                        [measured["peak_rss_mib"]],
-                        "MiB",
-                        size,
-                        variant=variant,
-                        goal=f"<= {RSS_GOAL_MIB}",
-                        note=f"one reading (a fresh process's peak; {measured['seconds']:.0f} s)",
-                    )
+            rows.append(
+                summary(
+                    section,
+                    f"peak RSS, {rule}",
+                    [measured["peak_rss_mib"]],
+                    "MiB",
+                    size,
+                    variant=name,
+                    goal=f"<= {RSS_GOAL_MIB}",
+                    note=f"one reading (a fresh process's peak; {measured['seconds']:.0f} s)",
                 )
+            )
 
 
 def predicted_names(config: dict, variants: list[str]) -> list[str]:
@@ -448,28 +448,35 @@ def predicted_names(config: dict, variants: list[str]) -> list[str]:
     return scored + [name for name, parts in ensembles if set(parts) <= set(variants)]
 
 
+def prediction_models(config: dict, name: str) -> tuple[list, list, dict]:
+    """What the predict rule loads for `name`, untrained: the models of a variant (its members)
+    or of an ensemble (its variants' members), those of its Big Rock helper, and predict_labels'
+    other settings (the helper's threshold, each model's weight in the soft vote)."""
+    from marsseg.models import build_model
+    from marsseg.prediction import soft_vote_weights
+
+    part_members = [resolve_members(config, p) for p in config["ensembles"].get(name, [name])]
+    helper = big_rock_helper_of(config, name)
+    helper_members = resolve_members(config, helper["variant"]) if helper else []
+    models = [build_model(m["architecture"], m["params"]) for ms in part_members for m in ms]
+    helpers = [build_model(m["architecture"], m["params"], num_classes=2) for m in helper_members]
+    weights = soft_vote_weights([len(members) for members in part_members])
+    return models, helpers, {"big_rock_threshold": helper.get("threshold", 0.5), "weights": weights}
+
+
 def bench_prediction(config, names, data, n_images, repeats, rows) -> None:
-    """predict_labels images/second of each predicted variant (all its members), with and
-    without TTA; the first call on a slice with the same batch shapes is not counted."""
+    """predict_labels images/second of each predicted variant (all its members) or ensemble,
+    with and without TTA; the first call on a slice with the same batch shapes is not counted."""
     import keras
 
-    from marsseg.models import build_model
-    from marsseg.prediction import chunk_size, predict_labels, soft_vote_weights
+    from marsseg.prediction import chunk_size, predict_labels
 
     batch_size = config["prediction"]["batch_size"]
     chunk = chunk_size(batch_size)  # predict_labels' chunks, as the rule's
     images = data["test_images"][:n_images]
     warm = images[: chunk + len(images) % chunk] if len(images) > chunk else images
     for name in names:
-        part_members = [resolve_members(config, p) for p in config["ensembles"].get(name, [name])]
-        helper = big_rock_helper_of(config, name)
-        helper_members = resolve_members(config, helper["variant"]) if helper else []
-        main = [build_model(m["architecture"], m["params"]) for ms in part_members for m in ms]
-        helpers = [
-            build_model(m["architecture"], m["params"], num_classes=2) for m in helper_members
-        ]
-        weights = soft_vote_weights([len(members) for members in part_members])
-        settings = {"big_rock_threshold": helper.get("threshold", 0.5), "weights": weights}
+        main, helpers, settings = prediction_models(config, name)
         for tta in (False, True):
             run = functools.partial(
                 predict_labels, main, images, batch_size, tta, helpers, **settings
