@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
+from marsseg import benchmark
 from marsseg.benchmark import (
     QUICK_SYNTHETIC,
     RUN_MARKER,
@@ -350,6 +351,15 @@ def test_the_memory_part_probes_every_training_and_every_prediction(monkeypatch)
     assert (
         rows[-1]["size"] == "12 test images, 12 predicted with TTA, label maps of all held (1 MiB)"
     )
+
+
+def test_the_rules_part_runs_on_the_cores_this_process_may_use(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})  # e.g. taskset -c 0-2
+    run = []
+    monkeypatch.setattr(benchmark, "snakemake", lambda workdir, *args: run.append(args) or (1, ""))
+    course_run({"training": {}}, tmp_path / "run")
+    assert run == [("--cores", "3", "--resources", "gpu=1")]
+    assert re.fullmatch(r".+, \d+ logical cores \(3 usable\)", machine_info()["CPU"])
 
 
 def test_summary_is_median_min_max_and_judged_against_its_goal():

@@ -157,6 +157,14 @@ def child_environment() -> dict[str, str]:
     return {**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"}
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (a batch system's or taskset's share), which may be
+    fewer than the machine's (os.cpu_count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def snakemake(workdir: Path, *args: str) -> tuple[float, str]:
     """Run the Snakemake CLI on the repository's Snakefile in `workdir`: (seconds, output)."""
     env = child_environment()
@@ -212,9 +220,8 @@ def machine_info() -> dict[str, str]:
         versions.append(f"snakemake {importlib.import_module('snakemake').__version__}")
     except ImportError:
         pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
-        "CPU": f"{cpu}, {os.cpu_count()} logical cores ({usable} usable)",
+        "CPU": f"{cpu}, {os.cpu_count()} logical cores ({usable_cores()} usable)",
         "memory": memory,
         "GPU (nvidia-smi)": gpus,
         "Keras backend": f"{backend}; accelerators seen: {', '.join(accelerators()) or 'none'}",
@@ -766,7 +773,7 @@ def course_run(config: dict, workdir: Path) -> float:
     workdir.mkdir(parents=True)
     (workdir / RUN_MARKER).touch()
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    seconds, _ = snakemake(workdir, "--cores", str(os.cpu_count()), "--resources", "gpu=1")
+    seconds, _ = snakemake(workdir, "--cores", str(usable_cores()), "--resources", "gpu=1")
     return seconds
 
 
