@@ -137,8 +137,9 @@ def test_rules_part_runs_the_workflow_and_reads_every_rules_benchmark_file(tmp_p
 def test_the_rules_run_config_takes_one_epoch_and_on_a_cpu_the_first_variant_at_quarter_width():
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["variants"]["multipath"]["training"]["epochs"] = 30  # a variant's own epochs
+    course, quick = config["synthetic"], {**config["synthetic"], **QUICK_SYNTHETIC}
 
-    everything = course_config(config, quick=False, cpu_only=False, variants=None)
+    everything = course_config(config, course, cpu_only=False, variants=None)
     assert everything["run_variants"] is None  # all of them, as the config says
     assert everything["training"]["epochs"] == 1
     assert everything["variants"]["multipath"]["training"]["epochs"] == 1
@@ -147,15 +148,29 @@ def test_the_rules_run_config_takes_one_epoch_and_on_a_cpu_the_first_variant_at_
     assert config["training"]["epochs"] != 1  # the caller's config is left as it was
 
     chosen = ["parallel_unbalanced", "unet"]
-    on_gpu = course_config(config, quick=False, cpu_only=False, variants=chosen)
+    on_gpu = course_config(config, course, cpu_only=False, variants=chosen)
     assert on_gpu["run_variants"] == chosen
-    on_cpu = course_config(config, quick=True, cpu_only=True, variants=chosen)
+    on_cpu = course_config(config, quick, cpu_only=True, variants=chosen)
     assert on_cpu["run_variants"] == ["parallel_unbalanced"]
     params = on_cpu["variants"]["parallel_unbalanced"]["params"]
     assert (params["filters_a"], params["filters_b"]) == ([8, 16, 32], [8, 16])
     assert on_cpu["variants"]["unet"]["params"]["filters"] == [32, 64, 128]  # not run
     assert on_cpu["synthetic"] == {**config["synthetic"], **QUICK_SYNTHETIC}
-    assert course_config(config, False, True, None)["run_variants"] == ["unet"]  # the first
+    assert course_config(config, course, True, None)["run_variants"] == ["unet"]  # the first
+
+
+def test_the_rules_part_runs_and_labels_the_benchmarks_synthetic_data(tmp_path, monkeypatch):
+    config = {**yaml.safe_load((REPO / "config.yaml").read_text()), "raw_data": "/data/real.npz"}
+    (tmp_path / "real.yaml").write_text(yaml.safe_dump(config))
+    run = []
+    monkeypatch.setattr(benchmark, "course_run", lambda config, workdir: run.append(config) or 9.0)
+    rows, settings = [], {}
+    sizes = {**config["synthetic"], **QUICK_SYNTHETIC}
+    benchmark.bench_rules(tmp_path / "real.yaml", tmp_path / "run", None, sizes, rows, settings)
+    assert (run[0]["raw_data"], run[0]["synthetic"]) == ("synthetic", sizes)
+    assert [(row["name"], row["size"], row["median"]) for row in rows] == [
+        ("whole workflow run", "96 + 64 images, 1 epoch", 9.0)
+    ]
 
 
 def test_the_rules_part_empties_only_a_working_directory_of_its_own(tmp_path, capsys):

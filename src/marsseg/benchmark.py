@@ -727,18 +727,21 @@ def write_results(rows, machine, settings, out_dir: Path, stem: str = "benchmark
 # The workflow itself at course size: each rule's runtime and peak RSS
 
 
-def course_config(config: dict, quick: bool, cpu_only: bool, variants: list[str] | None) -> dict:
-    """The config of the rules part's run: `config` (as read from its file) with one epoch for
-    every variant, run_variants set to `variants` if given, and without an accelerator only the
-    first of them, at a quarter of its filters."""
+def course_config(
+    config: dict, synthetic: dict, cpu_only: bool, variants: list[str] | None
+) -> dict:
+    """The config of the rules part's run: `config` (as read from its file) on the benchmark's
+    synthetic data (`synthetic`: its sizes), with one epoch for every variant, run_variants set
+    to `variants` if given, and without an accelerator only the first of them, at a quarter of
+    its filters."""
     config = copy.deepcopy(config)
+    config["raw_data"] = "synthetic"
+    config["synthetic"] = dict(synthetic)
     config["training"]["epochs"] = 1
     for variant in config["variants"].values():
         for settings in [variant, *variant.get("members", [])]:
             if "epochs" in settings.get("training", {}):
                 settings["training"]["epochs"] = 1
-    if quick:
-        config["synthetic"] = {**config.get("synthetic", {}), **QUICK_SYNTHETIC}
     if variants:
         config["run_variants"] = list(variants)
     if cpu_only:
@@ -842,10 +845,12 @@ def rule_rows(records: list[dict], missing: list[str], seconds: float, size: str
     return rows
 
 
-def bench_rules(config_path, workdir: Path, variants, quick: bool, rows, settings) -> None:
-    """Run the workflow at course size in `workdir` and add its rules' benchmark rows."""
+def bench_rules(config_path, workdir: Path, variants, synthetic: dict, rows, settings) -> None:
+    """Run the workflow on synthetic data of `synthetic`'s sizes (course size but with --quick)
+    in `workdir` and add its rules' benchmark rows."""
     cpu_only = not accelerators()
-    config = course_config(yaml.safe_load(Path(config_path).read_text()), quick, cpu_only, variants)
+    config = yaml.safe_load(Path(config_path).read_text())
+    config = course_config(config, synthetic, cpu_only, variants)
     seconds = course_run(config, workdir.resolve())
     records, missing = rule_benchmarks(workdir.resolve())
     ran = config.get("run_variants")
@@ -853,7 +858,7 @@ def bench_rules(config_path, workdir: Path, variants, quick: bool, rows, setting
     settings["rules: variants"] = ", ".join(ran) if ran else "all of the config's"
     if cpu_only:
         settings["rules: variants"] += " (no accelerator: the first only, a quarter of its filters)"
-    size = "quick sizes, 1 epoch" if quick else "course size, 1 epoch"
+    size = f"{synthetic['n_train']} + {synthetic['n_test']} images, 1 epoch"
     rows.extend(rule_rows(records, missing, seconds, size))
 
 
@@ -980,7 +985,7 @@ def main(argv: list[str] | None = None) -> None:
         save()
     if "rules" in parts:
         chosen = variants if args.variants else None
-        bench_rules(args.config, workdir, chosen, args.quick, rows, settings)
+        bench_rules(args.config, workdir, chosen, synthetic, rows, settings)
         save()
     if "memory" in parts:
         bench_memory(config, variants, data, rows, args.quick)
