@@ -459,3 +459,14 @@ def test_a_failing_nvidia_smi_is_not_taken_for_a_gpu(tmp_path, monkeypatch):
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     assert machine_info()["GPU (nvidia-smi)"].startswith("nvidia-smi failed (exit 9)")
+
+
+def test_a_hanging_nvidia_smi_does_not_hold_up_the_benchmark(tmp_path, monkeypatch):
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text("#!/bin/sh\nexec sleep 30\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setattr(benchmark, "NVIDIA_SMI_S", 0.5)
+    started = time.monotonic()
+    assert machine_info()["GPU (nvidia-smi)"] == "nvidia-smi gave no answer in 0.5 s"
+    assert time.monotonic() - started < 10

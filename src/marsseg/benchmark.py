@@ -71,6 +71,7 @@ CPU_IMAGES = 1024  # without an accelerator, the default cap on training and pre
 # Environment variables the benchmark sets for its own process only (see main).
 BENCHMARK_ONLY_SETTINGS: set[str] = set()
 RSS_GOAL_MIB = 3072
+NVIDIA_SMI_S = 30  # seconds machine_info waits for nvidia-smi
 PROBE_TRAINING_STEPS = 4  # batches each memory probe trains (the peak comes with the first)
 # Test images each memory probe predicts: four chunks of predict_labels (its memory settles by
 # the second: a probe of one chunk of 256 read 1504 MiB where the rule's whole run peaked at
@@ -206,11 +207,16 @@ def machine_info() -> dict[str, str]:
     gpus = "none"
     if shutil.which("nvidia-smi"):
         query = ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"]
-        result = subprocess.run(query, capture_output=True, text=True)
-        if result.returncode == 0:
-            gpus = "; ".join(result.stdout.strip().splitlines()) or gpus
-        else:
-            gpus = f"nvidia-smi failed (exit {result.returncode}): {result.stdout.strip()[:120]}"
+        try:
+            result = subprocess.run(query, capture_output=True, text=True, timeout=NVIDIA_SMI_S)
+            if result.returncode == 0:
+                gpus = "; ".join(result.stdout.strip().splitlines()) or gpus
+            else:
+                gpus = (
+                    f"nvidia-smi failed (exit {result.returncode}): {result.stdout.strip()[:120]}"
+                )
+        except subprocess.TimeoutExpired:  # it can hang where the driver is in a bad state
+            gpus = f"nvidia-smi gave no answer in {NVIDIA_SMI_S} s"
     backend = keras.backend.backend()
     versions = [f"Python {platform.python_version()}", f"Keras {keras.__version__}"]
     if backend != "numpy":
