@@ -8,12 +8,15 @@ workflow's path (`train_member`: its data feeding, the per-epoch validation pass
 the other callbacks) against a bare `model.fit` of the same compiled model on the same in-memory
 arrays. Each number is the median of `--repeats` runs, with min and max; for training a repeat is
 one epoch, after a first epoch (compilation) that neither side counts, and a bare epoch runs
-right after each of the rule's. Peak memory is one reading per variant and rule (a fresh
-process each). The data steps, post-processing and scoring run at course size;
+right after each of the rule's. Peak memory is one reading per variant's training and per
+prediction (a fresh process each). The goals are judged at course size only (not with --quick,
+nor on a smaller config). The data steps, post-processing and scoring run at course size;
 without an accelerator, training and prediction take the first 1024 images (a CPU needs hours for
 every variant at course size; `--train-images 0 --predict-images 0` for all). The `rules` part
-runs the real workflow at course size, one epoch per variant, in <out-dir>/bench_run and reports
-each job's runtime and peak RSS from its rule's `benchmark:` file.
+runs the real workflow at course size, one epoch per variant, in <out-dir>/bench_run (or
+--workdir: emptied first, so refused unless an earlier run made it) and reports each job's
+runtime and peak RSS from its rule's `benchmark:` file. Both files are rewritten after each part,
+and say `status: complete` only after the last.
 
 The timed code uses Keras APIs only, so the same command measures whatever backend and device
 Keras sees (a GPU, or KERAS_BACKEND=jax).
@@ -873,7 +876,9 @@ def bench_rules(config_path, workdir: Path, variants, synthetic: dict, rows, set
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, 1 repeat: a smoke run")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes, 1 repeat (unless --repeats): a smoke run"
+    )
     parser.add_argument(
         "--repeats",
         type=_at_least(1),
