@@ -8,12 +8,15 @@ workflow's path (`train_member`: its data feeding, the per-epoch validation pass
 the other callbacks) against a bare `model.fit` of the same compiled model on the same in-memory
 arrays. Each number is the median of `--repeats` runs, with min and max; for training a repeat is
 one epoch, after a first epoch (compilation) that neither side counts, and a bare epoch runs
-right after each of the rule's. Peak memory is one reading per variant and rule (a fresh
-process each). The data steps, post-processing and scoring run at course size;
+right after each of the rule's. Peak memory is one reading per variant's training and per
+prediction (a fresh process each). The goals are judged at course size only (not with --quick,
+nor on a smaller config). The data steps, post-processing and scoring run at course size;
 without an accelerator, training and prediction take the first 1024 images (a CPU needs hours for
 every variant at course size; `--train-images 0 --predict-images 0` for all). The `rules` part
-runs the real workflow at course size, one epoch per variant, in <out-dir>/bench_run and reports
-each job's runtime and peak RSS from its rule's `benchmark:` file.
+runs the real workflow at course size, one epoch per variant, in <out-dir>/bench_run (or
+--workdir: emptied first, so refused unless an earlier run made it) and reports each job's
+runtime and peak RSS from its rule's `benchmark:` file. Both files are rewritten after each part,
+and say `status: complete` only after the last.
 
 The timed code uses Keras APIs only, so the same command measures whatever backend and device
 Keras sees (a GPU, or KERAS_BACKEND=jax).
@@ -22,15 +25,18 @@ Keras sees (a GPU, or KERAS_BACKEND=jax).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import csv
 import functools
 import importlib
+import io
 import json
 import os
 import platform
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -41,6 +47,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from marsseg.io import atomic_path
 from marsseg.training import accelerators
 from marsseg.variants import big_rock_helper_of, helper_variants, resolve_members
 
@@ -61,16 +68,20 @@ SECTIONS = {
 COLUMNS = ["section", "name", "variant", "size", "median", "min", "max", "unit", "repeats"]
 COLUMNS += ["goal", "ok", "note"]
 QUICK_SYNTHETIC = {"n_train": 96, "n_test": 64, "n_aliens": 4}
+COURSE_SIZE = {"n_train": 2615, "n_test": 10022}  # the course's labelled and test images
 QUICK_IMAGES = 64  # training and prediction images in --quick mode
 CPU_IMAGES = 1024  # without an accelerator, the default cap on training and prediction images
 # Environment variables the benchmark sets for its own process only (see main).
 BENCHMARK_ONLY_SETTINGS: set[str] = set()
 RSS_GOAL_MIB = 3072
+NVIDIA_SMI_S = 30  # seconds machine_info waits for nvidia-smi
 PROBE_TRAINING_STEPS = 4  # batches each memory probe trains (the peak comes with the first)
 # Test images each memory probe predicts: four chunks of predict_labels (its memory settles by
 # the second: a probe of one chunk of 256 read 1504 MiB where the rule's whole run peaked at
 # 1631, two read 1650).
 PROBE_PREDICT_IMAGES = 512
+# Left by the rules part in its working directory: the mark of a directory it may empty.
+RUN_MARKER = ".marsseg-bench-run"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,6 +132,17 @@ def rates(n_images: int, seconds: list[float]) -> list[float]:
     return [n_images / s for s in seconds]
 
 
+def _at_least(minimum: int):
+    """An argparse type: a whole number, `minimum` or more."""
+
+    def whole_number(text: str) -> int:
+        if int(text) < minimum:
+            raise argparse.ArgumentTypeError(f"{text} is less than {minimum}")
+        return int(text)
+
+    return whole_number
+
+
 def load_config(path: str | Path) -> dict:
     """The study's config with the schema's defaults filled in, as the Snakefile sees it."""
     config = yaml.safe_load(Path(path).read_text())
@@ -139,19 +161,35 @@ def child_environment() -> dict[str, str]:
     return {**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"}
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (a batch system's or taskset's share), which may be
+    fewer than the machine's (os.cpu_count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def snakemake(workdir: Path, *args: str) -> tuple[float, str]:
     """Run the Snakemake CLI on the repository's Snakefile in `workdir`: (seconds, output)."""
     env = child_environment()
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
     command += ["--directory", str(workdir), *args]
     start = time.perf_counter()
-    result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
+    # In a process group of its own, which a stopped benchmark stops: Snakemake and its jobs.
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    with subprocess.Popen(
+        command, cwd=workdir, env=env, text=True, start_new_session=True, **pipes
+    ) as process:
+        try:
+            stdout, stderr = process.communicate()
+        except BaseException:  # Ctrl-C, or SIGTERM (_exit_on_sigterm)
+            with contextlib.suppress(ProcessLookupError):  # the group has ended already
+                os.killpg(process.pid, signal.SIGTERM)
+            raise
     seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"snakemake {' '.join(args)} failed in {workdir}:\n{result.stderr[-4000:]}"
-        )
-    return seconds, result.stdout + result.stderr
+    if process.returncode != 0:
+        raise RuntimeError(f"snakemake {' '.join(args)} failed in {workdir}:\n{stderr[-4000:]}")
+    return seconds, stdout + stderr
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,11 +210,16 @@ def machine_info() -> dict[str, str]:
     gpus = "none"
     if shutil.which("nvidia-smi"):
         query = ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"]
-        result = subprocess.run(query, capture_output=True, text=True)
-        if result.returncode == 0:
-            gpus = "; ".join(result.stdout.strip().splitlines()) or gpus
-        else:
-            gpus = f"nvidia-smi failed (exit {result.returncode}): {result.stdout.strip()[:120]}"
+        try:
+            result = subprocess.run(query, capture_output=True, text=True, timeout=NVIDIA_SMI_S)
+            if result.returncode == 0:
+                gpus = "; ".join(result.stdout.strip().splitlines()) or gpus
+            else:
+                gpus = (
+                    f"nvidia-smi failed (exit {result.returncode}): {result.stdout.strip()[:120]}"
+                )
+        except subprocess.TimeoutExpired:  # it can hang where the driver is in a bad state
+            gpus = f"nvidia-smi gave no answer in {NVIDIA_SMI_S} s"
     backend = keras.backend.backend()
     versions = [f"Python {platform.python_version()}", f"Keras {keras.__version__}"]
     if backend != "numpy":
@@ -186,9 +229,8 @@ def machine_info() -> dict[str, str]:
         versions.append(f"snakemake {importlib.import_module('snakemake').__version__}")
     except ImportError:
         pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
-        "CPU": f"{cpu}, {os.cpu_count()} logical cores ({usable} usable)",
+        "CPU": f"{cpu}, {os.cpu_count()} logical cores ({usable_cores()} usable)",
         "memory": memory,
         "GPU (nvidia-smi)": gpus,
         "Keras backend": f"{backend}; accelerators seen: {', '.join(accelerators()) or 'none'}",
@@ -363,9 +405,10 @@ def _batch_words(batch_size: int, per_pass: int) -> str:
 
 
 def bench_memory(config, variants, data, rows, quick: bool) -> None:
-    """Peak RSS of each variant's training and prediction with course-size arrays, each in a
-    fresh process (marsseg.memory_probe) that stops after a few batches: the peak is that of
-    the arrays and the per-batch tensors, which a full run repeats."""
+    """Peak RSS of each variant's training and of each prediction (predicted_names: with its
+    Big Rock helper, an ensemble with all its models) with course-size arrays, each in a fresh
+    process (marsseg.memory_probe) that stops after a few batches: the peak is that of the
+    arrays and the per-batch tensors, which a full run repeats."""
     from marsseg.io import save_arrays
 
     steps, images = (2, QUICK_IMAGES) if quick else (PROBE_TRAINING_STEPS, PROBE_PREDICT_IMAGES)
@@ -378,64 +421,78 @@ def bench_memory(config, variants, data, rows, quick: bool) -> None:
         save_arrays(files["test"], images=data["test_images"], masks=data["test_masks"])
         config_file = tmp / "config.yaml"
         config_file.write_text(yaml.safe_dump(config))
-        for variant in variants:
-            predicted = variant not in helper_variants(config)
-            probes = [("training", "train", files["train"], files["val"], steps)]
-            if predicted:
-                probes.append(("prediction", "predict", files["val"], files["test"], images))
-            for rule, mode, first, second, number in probes:
-                command = [sys.executable, "-m", "marsseg.memory_probe", mode, str(config_file)]
-                command += [variant, first, second, str(number)]
-                done = subprocess.run(
-                    command, capture_output=True, text=True, env=child_environment()
+        images = min(images, len(data["test_images"]))
+        probes = [("training", "train", v, files["train"], files["val"], steps) for v in variants]
+        probes += [
+            ("prediction", "predict", name, files["val"], files["test"], images)
+            for name in predicted_names(config, variants)
+        ]
+        for rule, mode, name, first, second, number in probes:
+            command = [sys.executable, "-m", "marsseg.memory_probe", mode, str(config_file)]
+            command += [name, first, second, str(number)]
+            done = subprocess.run(command, capture_output=True, text=True, env=child_environment())
+            if done.returncode != 0:
+                raise RuntimeError(f"memory probe {mode} {name} failed:\n{done.stderr}")
+            measured = json.loads(done.stdout.strip().splitlines()[-1])
+            if mode == "train":
+                batch = _batch_words(measured["batch_size"], measured["micro_batch_size"])
+                size = f"{len(data['train_images'])} train images, {number} batches ({batch})"
+            else:
+                size = (
+                    f"{len(data['test_images'])} test images, {number} predicted with TTA, "
+                    f"label maps of all held ({measured['label_maps_mib']} MiB)"
                 )
-                if done.returncode != 0:
-                    raise RuntimeError(f"memory probe {mode} {variant} failed:\n{done.stderr}")
-                measured = json.loads(done.stdout.strip().splitlines()[-1])
-                if mode == "train":
-                    batch = _batch_words(measured["batch_size"], measured["micro_batch_size"])
-                    size = f"{len(data['train_images'])} train images, {number} batches ({batch})"
-                else:
-                    size = (
-                        f"{len(data['test_images'])} test images, {number} predicted with TTA, "
-                        f"label maps of all held ({measured['label_maps_mib']} MiB)"
-                    )
-                rows.append(
-                    summary(
-                        section,
-                        f"peak RSS, {rule}",
-                        [measured["peak_rss_mib"]],
-                        "MiB",
-                        size,
-                        variant=variant,
-                        goal=f"<= {RSS_GOAL_MIB}",
-                        note=f"one reading (a fresh process's peak; {measured['seconds']:.0f} s)",
-                    )
+            rows.append(
+                summary(
+                    section,
+                    f"peak RSS, {rule}",
+                    [measured["peak_rss_mib"]],
+                    "MiB",
+                    size,
+                    variant=name,
+                    goal=f"<= {RSS_GOAL_MIB}",
+                    note=f"one reading (a fresh process's peak; {measured['seconds']:.0f} s)",
                 )
+            )
+
+
+def predicted_names(config: dict, variants: list[str]) -> list[str]:
+    """What the prediction part predicts: the chosen variants that are not Big Rock helpers, and
+    the ensembles whose variants are all chosen."""
+    scored = [v for v in variants if v not in helper_variants(config)]
+    ensembles = config["ensembles"].items()
+    return scored + [name for name, parts in ensembles if set(parts) <= set(variants)]
+
+
+def prediction_models(config: dict, name: str) -> tuple[list, list, dict]:
+    """What the predict rule loads for `name`, untrained: the models of a variant (its members)
+    or of an ensemble (its variants' members), those of its Big Rock helper, and predict_labels'
+    other settings (the helper's threshold, each model's weight in the soft vote)."""
+    from marsseg.models import build_model
+    from marsseg.prediction import soft_vote_weights
+
+    part_members = [resolve_members(config, p) for p in config["ensembles"].get(name, [name])]
+    helper = big_rock_helper_of(config, name)
+    helper_members = resolve_members(config, helper["variant"]) if helper else []
+    models = [build_model(m["architecture"], m["params"]) for ms in part_members for m in ms]
+    helpers = [build_model(m["architecture"], m["params"], num_classes=2) for m in helper_members]
+    weights = soft_vote_weights([len(members) for members in part_members])
+    return models, helpers, {"big_rock_threshold": helper.get("threshold", 0.5), "weights": weights}
 
 
 def bench_prediction(config, names, data, n_images, repeats, rows) -> None:
-    """predict_labels images/second of each predicted variant (all its members), with and
-    without TTA; the first call on a slice with the same batch shapes is not counted."""
+    """predict_labels images/second of each predicted variant (all its members) or ensemble,
+    with and without TTA; the first call on a slice with the same batch shapes is not counted."""
     import keras
 
-    from marsseg.models import build_model
-    from marsseg.prediction import chunk_size, predict_labels, soft_vote_weights
+    from marsseg.prediction import chunk_size, predict_labels
 
     batch_size = config["prediction"]["batch_size"]
     chunk = chunk_size(batch_size)  # predict_labels' chunks, as the rule's
     images = data["test_images"][:n_images]
     warm = images[: chunk + len(images) % chunk] if len(images) > chunk else images
     for name in names:
-        part_members = [resolve_members(config, p) for p in config["ensembles"].get(name, [name])]
-        helper = big_rock_helper_of(config, name)
-        helper_members = resolve_members(config, helper["variant"]) if helper else []
-        main = [build_model(m["architecture"], m["params"]) for ms in part_members for m in ms]
-        helpers = [
-            build_model(m["architecture"], m["params"], num_classes=2) for m in helper_members
-        ]
-        weights = soft_vote_weights([len(members) for members in part_members])
-        settings = {"big_rock_threshold": helper.get("threshold", 0.5), "weights": weights}
+        main, helpers, settings = prediction_models(config, name)
         for tta in (False, True):
             run = functools.partial(
                 predict_labels, main, images, batch_size, tta, helpers, **settings
@@ -654,12 +711,13 @@ def _table(header: list[str], lines: list[list]) -> list[str]:
 
 
 def write_results(rows, machine, settings, out_dir: Path, stem: str = "benchmark") -> None:
-    """benchmark.csv (one row per measurement) and benchmark.md (one table per section)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / f"{stem}.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    """benchmark.csv (one row per measurement) and benchmark.md (one table per section): both
+    made first, then each written whole (atomic_path), so that a failure leaves the two files
+    of the last save."""
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
     text = ["# Benchmark", ""]
     text += _table(["setting", "value"], [[k, v] for k, v in settings.items()]) + [""]
     text += ["## Machine", ""]
@@ -668,25 +726,31 @@ def write_results(rows, machine, settings, out_dir: Path, stem: str = "benchmark
     for section in dict.fromkeys(row["section"] for row in rows):
         lines = [[row[key] for key in COLUMNS[1:]] for row in rows if row["section"] == section]
         text += [f"## {section}", ""] + _table(header, lines) + [""]
-    (out_dir / f"{stem}.md").write_text("\n".join(text))
+    with atomic_path(out_dir / f"{stem}.csv") as path:
+        path.write_text(table.getvalue(), newline="")
+    with atomic_path(out_dir / f"{stem}.md") as path:
+        path.write_text("\n".join(text))
 
 
 # ---------------------------------------------------------------------------------------------
 # The workflow itself at course size: each rule's runtime and peak RSS
 
 
-def course_config(config: dict, quick: bool, cpu_only: bool, variants: list[str] | None) -> dict:
-    """The config of the rules part's run: `config` (as read from its file) with one epoch for
-    every variant, run_variants set to `variants` if given, and without an accelerator only the
-    first of them, at a quarter of its filters."""
+def course_config(
+    config: dict, synthetic: dict, cpu_only: bool, variants: list[str] | None
+) -> dict:
+    """The config of the rules part's run: `config` (as read from its file) on the benchmark's
+    synthetic data (`synthetic`: its sizes), with one epoch for every variant, run_variants set
+    to `variants` if given, and without an accelerator only the first of them, at a quarter of
+    its filters."""
     config = copy.deepcopy(config)
+    config["raw_data"] = "synthetic"
+    config["synthetic"] = dict(synthetic)
     config["training"]["epochs"] = 1
     for variant in config["variants"].values():
         for settings in [variant, *variant.get("members", [])]:
             if "epochs" in settings.get("training", {}):
                 settings["training"]["epochs"] = 1
-    if quick:
-        config["synthetic"] = {**config.get("synthetic", {}), **QUICK_SYNTHETIC}
     if variants:
         config["run_variants"] = list(variants)
     if cpu_only:
@@ -702,12 +766,26 @@ def course_config(config: dict, quick: bool, cpu_only: bool, variants: list[str]
     return config
 
 
+def check_workdir(workdir: Path) -> None:
+    """The rules part empties its working directory first: refuse one that holds files and
+    that no earlier run of it made (it leaves RUN_MARKER there)."""
+    if workdir.is_dir() and any(workdir.iterdir()) and not (workdir / RUN_MARKER).exists():
+        raise ValueError(
+            f"{workdir} holds files that no run of the benchmark made, and the rules part "
+            f"empties its working directory first (it recognises its own by {RUN_MARKER}). "
+            "Fix: name another --workdir, or remove that directory yourself."
+        )
+
+
 def course_run(config: dict, workdir: Path) -> float:
-    """Run the workflow with `config` in `workdir` (emptied first); return its wall time."""
+    """Run the workflow with `config` in `workdir` (emptied first: check_workdir); return its
+    wall time."""
+    check_workdir(workdir)
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
+    (workdir / RUN_MARKER).touch()
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    seconds, _ = snakemake(workdir, "--cores", str(os.cpu_count()), "--resources", "gpu=1")
+    seconds, _ = snakemake(workdir, "--cores", str(usable_cores()), "--resources", "gpu=1")
     return seconds
 
 
@@ -776,10 +854,12 @@ def rule_rows(records: list[dict], missing: list[str], seconds: float, size: str
     return rows
 
 
-def bench_rules(config_path, workdir: Path, variants, quick: bool, rows, settings) -> None:
-    """Run the workflow at course size in `workdir` and add its rules' benchmark rows."""
+def bench_rules(config_path, workdir: Path, variants, synthetic: dict, rows, settings) -> None:
+    """Run the workflow on synthetic data of `synthetic`'s sizes (course size but with --quick)
+    in `workdir` and add its rules' benchmark rows."""
     cpu_only = not accelerators()
-    config = course_config(yaml.safe_load(Path(config_path).read_text()), quick, cpu_only, variants)
+    config = yaml.safe_load(Path(config_path).read_text())
+    config = course_config(config, synthetic, cpu_only, variants)
     seconds = course_run(config, workdir.resolve())
     records, missing = rule_benchmarks(workdir.resolve())
     ran = config.get("run_variants")
@@ -787,7 +867,7 @@ def bench_rules(config_path, workdir: Path, variants, quick: bool, rows, setting
     settings["rules: variants"] = ", ".join(ran) if ran else "all of the config's"
     if cpu_only:
         settings["rules: variants"] += " (no accelerator: the first only, a quarter of its filters)"
-    size = "quick sizes, 1 epoch" if quick else "course size, 1 epoch"
+    size = f"{synthetic['n_train']} + {synthetic['n_test']} images, 1 epoch"
     rows.extend(rule_rows(records, missing, seconds, size))
 
 
@@ -796,11 +876,21 @@ def bench_rules(config_path, workdir: Path, variants, quick: bool, rows, setting
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, 1 repeat: a smoke run")
-    parser.add_argument("--repeats", type=int, default=3, help="timed repeats (training: epochs)")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes, 1 repeat (unless --repeats): a smoke run"
+    )
+    parser.add_argument(
+        "--repeats",
+        type=_at_least(1),
+        help="timed repeats (training: epochs); default 3, 1 with --quick",
+    )
     parser.add_argument("--out-dir", default="results", type=Path)
     parser.add_argument("--config", default=str(REPO / "config.yaml"), type=Path)
-    parser.add_argument("--variants", help="comma-separated variants (default: all in config)")
+    parser.add_argument(
+        "--variants",
+        help="comma-separated variants (default: all in config; the prediction part also "
+        "predicts each ensemble whose variants are all among them)",
+    )
     parser.add_argument(
         "--parts",
         default=",".join(PARTS),
@@ -809,24 +899,55 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--train-images",
-        type=int,
+        type=_at_least(0),
         help=f"training images per epoch (0: all; default all with an accelerator, "
         f"{CPU_IMAGES} on a CPU); the validation split shrinks in proportion",
     )
     parser.add_argument(
         "--predict-images",
-        type=int,
+        type=_at_least(0),
         help=f"test images to predict (0: all; default all with an accelerator, {CPU_IMAGES} on a CPU)",
     )
     parser.add_argument(
         "--workdir", type=Path, help="the rules part's workflow run directory (<out-dir>/bench_run)"
     )
     args = parser.parse_args(argv)
-    repeats = 1 if args.quick else args.repeats
+    repeats = args.repeats or (1 if args.quick else 3)
     parts = [part.strip() for part in args.parts.split(",")]
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         parser.error(f"unknown part(s) {unknown}; use {PARTS}")
+    workdir = args.workdir or args.out_dir / "bench_run"
+    if "rules" in parts:
+        try:
+            check_workdir(workdir)
+        except ValueError as error:
+            parser.error(str(error))
+    config = load_config(args.config)
+    synthetic = dict(config["synthetic"])
+    if args.quick:
+        synthetic.update(QUICK_SYNTHETIC)
+    variants = list(config["variants"])
+    if args.variants:
+        variants = [name.strip() for name in args.variants.split(",")]
+        unknown = [name for name in variants if name not in config["variants"]]
+        if unknown:
+            parser.error(
+                f"--variants: unknown variant(s) {unknown}; the config's: "
+                f"{', '.join(config['variants'])}"
+            )
+    # The goals are for course size: judged only there (not with --quick, nor another config's).
+    course_size = all(synthetic[key] == n for key, n in COURSE_SIZE.items())
+    if args.quick:
+        mode = "quick (small sizes; goals are for course size, so not judged)"
+    elif course_size:
+        mode = "full"
+    else:
+        mode = (
+            f"full, at the config's size ({synthetic['n_train']} + {synthetic['n_test']} "
+            f"images; course size is {COURSE_SIZE['n_train']} + {COURSE_SIZE['n_test']}): "
+            "goals not judged"
+        )
     started = time.perf_counter()
     load_at_start = f"{os.getloadavg()[0]:.2f}"
     settings = {
@@ -834,9 +955,9 @@ def main(argv: list[str] | None = None) -> None:
         + " ".join(sys.argv[1:] if argv is None else argv),
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "config": str(args.config),
-        "mode": "quick (small sizes, 1 repeat; goals are for course size, so not judged)"
-        if args.quick
-        else "full",
+        "mode": mode,
+        # Both files are written after each part: until the last, the parts done so far.
+        "status": "incomplete: a run in progress, or one that stopped (the parts below are done)",
     }
 
     # JAX would otherwise reserve most of a GPU's memory the first time this process asks which
@@ -845,19 +966,16 @@ def main(argv: list[str] | None = None) -> None:
     if "XLA_PYTHON_CLIENT_PREALLOCATE" not in os.environ:
         os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
         BENCHMARK_ONLY_SETTINGS.add("XLA_PYTHON_CLIENT_PREALLOCATE")
-    config = load_config(args.config)
-    synthetic = dict(config["synthetic"])
-    if args.quick:
-        synthetic.update(QUICK_SYNTHETIC)
-    variants = args.variants.split(",") if args.variants else list(config["variants"])
     if set(parts) - {"rules"}:  # the rules part is one run of the workflow
         settings["repeats"] = f"{repeats} (training: epochs after a first, untimed one)"
     rows: list[dict] = []
     machine: dict[str, str] = {}
 
-    def save():
+    def save(finished: bool = False):
         settings["wall time"] = f"{time.perf_counter() - started:.0f} s"
-        if args.quick:  # the goals are for course size
+        if finished:
+            settings["status"] = "complete"
+        if not course_size:
             for row in rows:
                 row["ok"] = ""
         write_results(rows, machine, settings, args.out_dir)
@@ -877,9 +995,8 @@ def main(argv: list[str] | None = None) -> None:
         bench_noop(args.config, repeats, rows)
         save()
     if "rules" in parts:
-        workdir = args.workdir or args.out_dir / "bench_run"
         chosen = variants if args.variants else None
-        bench_rules(args.config, workdir, chosen, args.quick, rows, settings)
+        bench_rules(args.config, workdir, chosen, synthetic, rows, settings)
         save()
     if "memory" in parts:
         bench_memory(config, variants, data, rows, args.quick)
@@ -896,8 +1013,7 @@ def main(argv: list[str] | None = None) -> None:
         settings["images predicted"] = (
             f"{min(n, len(data['test_images']))} of {len(data['test_images'])}"
         )
-        scored = [v for v in variants if v not in helper_variants(config)]
-        bench_prediction(config, scored + list(config["ensembles"]), data, n, repeats, rows)
+        bench_prediction(config, predicted_names(config, variants), data, n, repeats, rows)
         save()
     if "training" in parts:
         n = default_images if args.train_images is None else args.train_images
@@ -907,9 +1023,16 @@ def main(argv: list[str] | None = None) -> None:
         )
         bench_training(config, variants, data, n, repeats, rows)
     machine["load average (1 min) at start, end"] = f"{load_at_start}, {os.getloadavg()[0]:.2f}"
-    save()
+    save(finished=True)
     print(f"wrote {args.out_dir / 'benchmark.md'} and {args.out_dir / 'benchmark.csv'}")
 
 
+def _exit_on_sigterm(signum, frame):
+    """Python's default for SIGTERM (kill, a batch system's time limit) ends the process on the
+    spot: the temporary directories would stay, and a Snakemake run would go on."""
+    raise SystemExit(128 + signum)
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     main()

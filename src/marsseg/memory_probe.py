@@ -2,14 +2,15 @@
 for the benchmark (`python -m marsseg.benchmark`, part `memory`):
 
     python -m marsseg.memory_probe train CONFIG VARIANT TRAIN_NPZ VAL_NPZ STEPS
-    python -m marsseg.memory_probe predict CONFIG VARIANT VAL_NPZ TEST_NPZ IMAGES
+    python -m marsseg.memory_probe predict CONFIG NAME VAL_NPZ TEST_NPZ IMAGES
 
 `train` does what the train rule does for the variant's first member (course-size training and
 validation arrays in memory, the model compiled as train_member compiles it, in its passes of
 micro_batch_size images) but stops after STEPS batches and one validation pass (the
-validation_scores of each of the rule's epochs); `predict` loads the validation and test images
-as the predict rule does and, while it holds label maps of the size the rule's for all
-validation and test images take, runs predict_labels with TTA on the first IMAGES test images
+validation_scores of each of the rule's epochs); `predict` loads the models (of a variant or an
+ensemble, with its Big Rock helper) and the validation and test images as the predict rule does
+and, while it holds label maps of the size the rule's for all validation and test images take,
+runs predict_labels with TTA on the first IMAGES test images
 (the rule predicts a chunk of 128 at a time, and its memory settles by the second chunk, so
 512 reach its peak). Either prints one JSON line: peak RSS (MiB) and seconds (`train`: its batch and
 micro_batch_size). A CPU cannot train or predict every variant at course size in a benchmark's
@@ -65,16 +66,14 @@ def probe_training(config: dict, variant: str, train_npz: str, val_npz: str, ste
     return {"batch_size": batch_size, "micro_batch_size": per_pass}
 
 
-def probe_prediction(config: dict, variant: str, val_npz: str, test_npz: str, images: int) -> dict:
+def probe_prediction(config: dict, name: str, val_npz: str, test_npz: str, images: int) -> dict:
+    from marsseg.benchmark import prediction_models
     from marsseg.io import load_arrays
-    from marsseg.models import build_model
     from marsseg.prediction import predict_labels
     from marsseg.training import setup_backend
-    from marsseg.variants import resolve_members
 
     setup_backend(0)
-    members = resolve_members(config, variant)
-    models = [build_model(m["architecture"], m["params"], num_classes=5) for m in members]
+    models, helpers, settings = prediction_models(config, name)
     val_images = load_arrays(val_npz)["images"]
     test_images = load_arrays(test_npz)["images"]
     batch_size = config["prediction"]["batch_size"]
@@ -83,7 +82,7 @@ def probe_prediction(config: dict, variant: str, val_npz: str, test_npz: str, im
     # then the chunk.
     kinds = predict_labels(models, test_images[:1], batch_size, tta=True)
     held = [np.ones(split.shape, np.uint8) for split in (val_images, test_images) for _ in kinds]
-    predict_labels(models, test_images[:images], batch_size, tta=True)
+    predict_labels(models, test_images[:images], batch_size, True, helpers, **settings)
     return {"label_maps_mib": round(sum(a.nbytes for a in held) / 2**20)}
 
 
