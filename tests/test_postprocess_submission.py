@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 from scipy import ndimage
 
-from marsseg.io import save_arrays
+from marsseg.io import load_arrays, save_arrays
 from marsseg.postprocess import apply_method, nearest_label
-from marsseg.steps import submission
+from marsseg.steps import postprocess, submission
 from marsseg.submission import read_submission, write_submission
 
 
@@ -103,6 +103,26 @@ def test_methods():
     np.testing.assert_array_equal(kept[1], np.zeros((2, 2)))
     with pytest.raises(ValueError, match="unknown post-processing method 'nearest'"):
         apply_method("nearest", labels, no_bg)
+
+
+@pytest.mark.parametrize("tta", [False, True])
+@pytest.mark.parametrize("method", ["none", "no_background"])
+def test_postprocess_takes_the_maps_of_its_method_and_tta_for_both_splits(
+    tmp_path, rng, tta, method
+):
+    maps = {
+        f"{split}_{prefix}{key}": rng.integers(0, 5, (2, 4, 4), dtype=np.uint8)
+        for split in ("val", "test")
+        for prefix in ("", "tta_")
+        for key in ("labels", "labels_no_background")
+    }
+    save_arrays(tmp_path / "predicted.npz", **maps)
+    postprocess(str(tmp_path / "predicted.npz"), str(tmp_path / "out.npz"), method, 4, tta)
+    out = load_arrays(tmp_path / "out.npz")
+    key = ("tta_" if tta else "") + ("labels" if method == "none" else "labels_no_background")
+    assert sorted(out) == ["test", "val"]
+    np.testing.assert_array_equal(out["val"], maps[f"val_{key}"])
+    np.testing.assert_array_equal(out["test"], maps[f"test_{key}"])
 
 
 def test_submission_round_trip(tmp_path, rng):
