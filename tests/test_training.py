@@ -290,6 +290,12 @@ def test_the_big_rock_helper_is_scored_by_the_course_iou_of_big_rock():
         FixedPredictions(probabilities), x, masks, loss_fn, 1, target="big_rock"
     )
     assert val_miou == pytest.approx(2 / 5)  # TP / (TP + FP + FN)
+    # no Big Rock to find and none found: 0, not NaN (never better to the callbacks)
+    none_found = np.stack([np.ones_like(found), np.zeros_like(found)], axis=-1).astype("float32")
+    _, val_miou = marsseg.training.validation_scores(
+        FixedPredictions(none_found), x, np.where(masks == 4, 2, masks), loss_fn, 1, "big_rock"
+    )
+    assert val_miou == 0.0
 
 
 def test_inverse_frequency_weights_of_a_combined_loss_leave_the_settings_untouched():
