@@ -92,7 +92,19 @@ def test_big_rock_copy_paste_adds_aligned_rocks(rng):
     np.testing.assert_array_equal(out_images, out_masks * 50)
     rocks_per_image = (out_masks == 4).reshape(len(masks), -1).sum(axis=1)
     assert (rocks_per_image[2:] >= 12).all()  # every other image got at least one pasted rock
+    assert rocks_per_image[2:].max() > 50  # max_rocks 2: some image got two (one is 12 or 50)
     assert set(np.unique(out_masks)) == {1, 4}
+    step = {"name": "big_rock_copy_paste", "probability": 1.0, "max_rocks": 1}
+    rocks_per_image = (augment(images, masks, [step], seed=2)[1] == 4).sum(axis=(1, 2))
+    assert set(rocks_per_image[2:]) <= {12, 50}
+
+
+def test_big_rock_copy_paste_skips_rocks_under_four_pixels(rng):
+    masks = np.ones((6, 64, 128), dtype=np.uint8)
+    masks[0, 5, 20:23] = 4  # three pixels: too small to paste
+    step = {"name": "big_rock_copy_paste", "probability": 1.0}
+    _, out_masks = augment((masks * 50).astype(np.uint8), masks, [step], seed=2)
+    np.testing.assert_array_equal(out_masks, masks)
 
 
 def test_cutmix_keeps_alignment_and_targets_big_rock(rng):
@@ -100,6 +112,12 @@ def test_cutmix_keeps_alignment_and_targets_big_rock(rng):
     out_images, out_masks = augment(images, masks, [{"name": "cutmix", "probability": 1.0}], 4)
     np.testing.assert_array_equal(out_images, out_masks * 50)
     assert (out_masks != masks).reshape(30, -1).any(axis=1).sum() > 20
+    # the pasted rectangles (where the labels changed) stay within max_fraction of each side
+    step = {"name": "cutmix", "probability": 1.0, "max_fraction": 0.25}
+    changed = augment(images, masks, [step], seed=4)[1] != masks
+    rows = [np.ptp(np.flatnonzero(c.any(axis=1))) + 1 for c in changed if c.any()]
+    columns = [np.ptp(np.flatnonzero(c.any(axis=0))) + 1 for c in changed if c.any()]
+    assert 8 < max(rows) <= 16 and 16 < max(columns) <= 32
     images, masks = images_with_big_rock(rng)
     step = {"name": "cutmix", "probability": 1.0, "max_fraction": 1.0, "big_rock_partners": True}
     _, out_masks = augment(images, masks, [step], seed=5)
@@ -111,6 +129,7 @@ def test_cutmix_keeps_alignment_and_targets_big_rock(rng):
     [
         ({"name": "rotate180", "probability": -3}, "probability to a number from 0 to 1"),
         ({"name": "gaussian_noise", "std": "5"}, "std to a number >= 0"),
+        ({"name": "gaussian_noise", "std": -1}, "std to a number >= 0"),
         ({"name": "cutmix", "big_rock_partners": 1}, "big_rock_partners to true or false"),
         # values that crashed the step or turned it into something else
         ({"name": "big_rock_copy_paste", "max_rocks": 0}, "max_rocks to a whole number >= 1"),

@@ -17,6 +17,7 @@ from marsseg.checkpoint import (
     callback_state,
     checkpoint_callback,
     epochs_completed,
+    restore_callback_state,
     restore_checkpoint,
     saved_fingerprint,
     stopped_early,
@@ -111,6 +112,14 @@ def test_a_checkpoint_of_another_model_is_refused_with_the_fix(tmp_path):
     other = new_model({"filters": [4, 8, 16], "dilation_rates": [1, 2]})
     with pytest.raises(ValueError, match=r"another model.*Delete"):
         restore_checkpoint(path, other)
+
+
+def test_callback_state_for_other_callbacks_is_refused_with_the_fix(tmp_path):
+    path = tmp_path / "checkpoint.npz"
+    write_checkpoint(path, 3, [np.zeros(3)], *callback_state(plateau_callbacks()))
+    reduce_lr, _ = plateau_callbacks()
+    with pytest.raises(ValueError, match=r"state of 2 callbacks, not of this run's 1.*Delete"):
+        restore_callback_state(path, [reduce_lr])
 
 
 def plateau_callbacks():

@@ -43,13 +43,15 @@ def rules_with_envs() -> dict[str, tuple[Path, Path]]:
 
 
 def imported_modules(path: Path) -> set[str]:
-    """Top-level names of every import in a file, function-level imports included."""
+    """Names of every import in a file, function-level imports included; `from a import b`
+    gives a and a.b (b may be a submodule: `from marsseg.models import architectures`)."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
     return names
 
 
@@ -67,7 +69,6 @@ def third_party_imports(script: Path) -> set[str]:
                 base = PACKAGE.joinpath(*module.split("."))
                 candidates = [base.with_suffix(".py"), base / "__init__.py"]
                 todo += [c for c in candidates if c.exists()]
-                # `from marsseg.x import y` may name a submodule y
             elif top not in sys.stdlib_module_names and top != "snakemake":
                 third_party.add(PACKAGE_NAMES.get(top, top))
     return third_party
@@ -108,6 +109,14 @@ def test_the_import_scan_finds_real_imports(module):
     scripts = {script.name: script for _, script in rules_with_envs().values()}
     assert module in third_party_imports(scripts["train.py"])
     assert "keras" not in third_party_imports(scripts["split.py"])
+
+
+def test_the_import_scan_follows_a_submodule_imported_by_name(tmp_path):
+    """`from marsseg.models import architectures` (in build_model) is the only way to the
+    architectures and their blocks: a package they alone import must be found too."""
+    script = tmp_path / "script.py"
+    script.write_text("from marsseg.models import architectures\n")
+    assert third_party_imports(script) == {"keras", "numpy"}  # keras: architectures, blocks
 
 
 def test_rule_scripts_find_this_package_where_it_is_not_installed(tmp_path):

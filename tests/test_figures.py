@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from matplotlib.colors import to_rgba
 
 from marsseg import figures
 from marsseg.io import save_arrays, save_json
@@ -91,12 +92,21 @@ def test_every_figure_writes_a_png_of_its_size(data, rng):
     )
     assert png_size(out / "c.png") == (1000, 380)
     outliers = tmp_path / "outliers.json"
-    figures.plot_outlier_summary(outliers, tmp_path / "labelled.npz", out / "o.png", 1)
+    figure = figures.plot_outlier_summary(outliers, tmp_path / "labelled.npz", out / "o.png", 1)
     assert png_size(out / "o.png") == (850, 360)
+    assert figure.get_suptitle() == (
+        "Outlier filter: kept 6 of 8 images, dropped 2 (1 group(s) of identical masks, "
+        "0 all-background)"
+    )
+    sizes_ax, image_ax = figure.axes[:2]
+    red, blue = to_rgba("#e6194b"), to_rgba("#4363d8")
+    assert [bar.get_facecolor() for bar in sizes_ax.patches] == [red, blue, blue]  # 2 > 1
+    assert image_ax.get_title() == "dropped group of 2 (#0)"
     summary = json.loads(outliers.read_text()) | {"dropped_groups": [], "n_dropped": 0}
     save_json(outliers, summary)  # nothing dropped: the figure says so instead of images
-    figures.plot_outlier_summary(outliers, tmp_path / "labelled.npz", out / "none.png", 5)
+    figure = figures.plot_outlier_summary(outliers, tmp_path / "labelled.npz", out / "none.png", 5)
     assert png_size(out / "none.png") == (850, 360)
+    assert [text.get_text() for text in figure.axes[1].texts] == ["no group dropped"]
 
 
 def test_training_curves_name_the_score_the_history_holds(tmp_path):

@@ -180,6 +180,7 @@ def test_a_few_train_steps_lower_the_loss(architecture, loss_cfg, eager):
         ("unet", {"filter": [8]}, "filter"),
         ("multipath", {"filters_a": [8]}, "filters_a"),
         ("unet", {"dropout": 1.5}, "dropout"),
+        ("unet", {"dropout": 1.0}, r"'dropout' must be a number in \[0, 1\), got 1\.0"),
         ("unet", {"filters": []}, "filters"),
         ("unet", {"normalization": "group"}, "group"),
         ("parallel_unbalanced", {"filters_a": [4, 8], "filters_b": [8, 16]}, "different"),

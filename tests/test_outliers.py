@@ -26,9 +26,10 @@ def test_drops_exactly_the_planted_large_group(rng):
 
 
 def test_no_op_without_large_groups(rng):
-    masks, _ = masks_with_groups(rng, n_unique=20, groups=[3, 2])
+    masks, _ = masks_with_groups(rng, n_unique=20, groups=[5, 3, 2])  # 5: at the limit, kept
     keep, report = find_outliers(masks, max_group_size=5)
     assert keep.all() and report.n_dropped == 0
+    assert report.largest_groups[:4] == [5, 3, 2, 1]
 
 
 def test_optional_all_background_drop(rng):

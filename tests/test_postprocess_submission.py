@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 from scipy import ndimage
 
-from marsseg.io import save_arrays
+from marsseg.io import load_arrays, save_arrays
 from marsseg.postprocess import apply_method, nearest_label
-from marsseg.steps import submission
+from marsseg.steps import postprocess, submission
 from marsseg.submission import read_submission, write_submission
 
 
@@ -92,11 +92,37 @@ def test_nearest_label_equals_the_per_image_distance_transform(seed, all_backgro
 
 
 def test_methods():
-    labels = np.array([[[0, 2], [3, 0]]], dtype=np.uint8)
-    no_bg = np.array([[[1, 2], [3, 4]]], dtype=np.uint8)
+    labels = np.array([[[0, 2], [3, 0]], [[0, 0], [0, 0]]], dtype=np.uint8)
+    no_bg = np.array([[[1, 2], [3, 4]], [[1, 1], [1, 1]]], dtype=np.uint8)
     assert apply_method("none", labels, no_bg) is labels
     assert apply_method("no_background", labels, no_bg) is no_bg
-    assert (apply_method("nearest_label", labels, no_bg) != 0).all()
+    # each 0 is as near the 2 as the 3: the left column's 3 wins; the all-0 mask becomes 4
+    filled = apply_method("nearest_label", labels, no_bg)
+    np.testing.assert_array_equal(filled, [[[3, 2], [3, 3]], [[4, 4], [4, 4]]])
+    kept = apply_method("nearest_label", labels, no_bg, all_background_label=None)
+    np.testing.assert_array_equal(kept[1], np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="unknown post-processing method 'nearest'"):
+        apply_method("nearest", labels, no_bg)
+
+
+@pytest.mark.parametrize("tta", [False, True])
+@pytest.mark.parametrize("method", ["none", "no_background"])
+def test_postprocess_takes_the_maps_of_its_method_and_tta_for_both_splits(
+    tmp_path, rng, tta, method
+):
+    maps = {
+        f"{split}_{prefix}{key}": rng.integers(0, 5, (2, 4, 4), dtype=np.uint8)
+        for split in ("val", "test")
+        for prefix in ("", "tta_")
+        for key in ("labels", "labels_no_background")
+    }
+    save_arrays(tmp_path / "predicted.npz", **maps)
+    postprocess(str(tmp_path / "predicted.npz"), str(tmp_path / "out.npz"), method, 4, tta)
+    out = load_arrays(tmp_path / "out.npz")
+    key = ("tta_" if tta else "") + ("labels" if method == "none" else "labels_no_background")
+    assert sorted(out) == ["test", "val"]
+    np.testing.assert_array_equal(out["val"], maps[f"val_{key}"])
+    np.testing.assert_array_equal(out["test"], maps[f"test_{key}"])
 
 
 def test_submission_round_trip(tmp_path, rng):
@@ -108,6 +134,23 @@ def test_submission_round_trip(tmp_path, rng):
     assert len(lines) == 8 and lines[3].startswith("2,")
     assert lines[1].split(",")[1:4] == [str(v) for v in masks[0, 0, :3]]
     np.testing.assert_array_equal(read_submission(path), masks)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda lines: ["ID" + lines[0][2:], *lines[1:]], "the header is not id,0,...,8191"),
+        (lambda lines: [*lines[:2], "5" + lines[2][1:]], "row 1 is not a valid"),  # id 5, not 1
+        (lambda lines: [lines[0], lines[1][:-1] + "7", *lines[2:]], "row 0 is not a valid"),
+        (lambda lines: [lines[0], lines[1][:-2], *lines[2:]], "row 0 is not a valid"),  # short
+    ],
+)
+def test_a_damaged_submission_is_refused_when_read(tmp_path, rng, damage, message):
+    path = tmp_path / "submission.csv"
+    write_submission(path, rng.integers(0, 5, (2, 64, 128), dtype=np.uint8))
+    path.write_text("\n".join(damage(path.read_text().splitlines())) + "\n")
+    with pytest.raises(ValueError, match=message):
+        read_submission(path)
 
 
 @pytest.mark.parametrize(

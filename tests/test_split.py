@@ -36,6 +36,12 @@ def test_same_seed_same_split_other_seed_other_split():
     assert not np.array_equal(a[1], c[1])
 
 
+@pytest.mark.parametrize("fraction", [0, 1, -0.2, 1.5])
+def test_a_fraction_outside_0_1_is_named(fraction):
+    with pytest.raises(InputError, match=f"split.val_fraction is {fraction}; it must lie strictly"):
+        split_indices(masks_with_big_rock(10, [0, 1]), fraction, seed=0)
+
+
 def test_too_few_images():
     with pytest.raises(InputError, match="only 1 image"):
         split_indices(masks_with_big_rock(1, []), 0.2, seed=0)

@@ -206,9 +206,9 @@ def _border_contrast(images: np.ndarray, masks: np.ndarray) -> float:
 
 
 def test_argument_checks():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^n_aliens \(5\) exceeds n_train \(3\)$"):
         generate_course_dataset(seed=0, n_train=3, n_test=1, n_aliens=5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="n_train, n_test and n_aliens must be non-negative"):
         generate_course_dataset(seed=0, n_train=-1, n_test=1, n_aliens=0)
     training_set, test_set, test_masks = generate_course_dataset(
         seed=0, n_train=0, n_test=0, n_aliens=0

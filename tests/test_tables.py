@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from marsseg.io import save_json
-from marsseg.tables import comparison_table, display_rows
+from marsseg.tables import comparison_table, display_rows, to_markdown
 
 BENCHMARK_HEADER = (
     "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
@@ -71,3 +71,18 @@ def test_an_iou_with_nothing_to_score_is_standard_json_null_and_shown_as_a_dash(
     assert math.isnan(table.iou_big_rock_mean[0])
     [cells] = display_rows(table)
     assert cells[4] == "0.400 (n=1)" and cells[8] == "–"
+
+
+def test_the_best_mean_comes_first_with_its_spread_in_the_markdown(tmp_path):
+    records = []
+    for variant, scores in (("worse", [0.30, 0.32]), ("better", [0.40, 0.50])):
+        (tmp_path / variant).mkdir()
+        for seed, miou in enumerate(scores, start=1):
+            record = write_record(tmp_path / variant, seed, miou, 0.1, ["500"])
+            records.append({**record, "variant": variant})
+    table = comparison_table(records)
+    assert table.variant.tolist() == ["better", "worse"]
+    lines = to_markdown(table).splitlines()
+    assert lines[0].startswith("| variant | features | TTA | post-processing | mIoU | soil |")
+    assert lines[2].startswith("| better | UNet | off | none | 0.450 ± 0.071 (n=2) | 0.500 |")
+    assert lines[3].startswith("| worse | UNet | off | none | 0.310 ± 0.014 (n=2) |")

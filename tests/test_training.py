@@ -290,6 +290,12 @@ def test_the_big_rock_helper_is_scored_by_the_course_iou_of_big_rock():
         FixedPredictions(probabilities), x, masks, loss_fn, 1, target="big_rock"
     )
     assert val_miou == pytest.approx(2 / 5)  # TP / (TP + FP + FN)
+    # no Big Rock to find and none found: 0, not NaN (never better to the callbacks)
+    none_found = np.stack([np.ones_like(found), np.zeros_like(found)], axis=-1).astype("float32")
+    _, val_miou = marsseg.training.validation_scores(
+        FixedPredictions(none_found), x, np.where(masks == 4, 2, masks), loss_fn, 1, "big_rock"
+    )
+    assert val_miou == 0.0
 
 
 def test_inverse_frequency_weights_of_a_combined_loss_leave_the_settings_untouched():
@@ -307,7 +313,11 @@ def test_inverse_frequency_weights_of_a_combined_loss_leave_the_settings_untouch
     resolved = class_weights_for(loss, masks, num_classes=5)
     assert loss == settings
     focal, dice = resolved["components"]
-    assert focal["class_weights"][0] == 0.0 and "max_weight" not in focal
-    assert focal["class_weights"][3] > focal["class_weights"][1] > 0  # Sand rarer than Soil
-    assert max(focal["class_weights"]) <= 4.0
+    # 1 / percent of the 32 pixels: Soil 25 %, Sand 6.25 %; background 0, absent classes 0
+    assert focal == {"name": "focal", "class_weights": pytest.approx([0, 0.04, 0, 0.16, 0])}
     assert dice == {"name": "dice"}
+    # the binary Big Rock helper's class 0 ("not Big Rock", 30 of 32 pixels) keeps its weight
+    helper = class_weights_for(
+        {"name": "focal", "class_weights": "inverse_frequency"}, masks == 3, num_classes=2
+    )
+    assert helper["class_weights"] == pytest.approx([1 / 93.75, 0.16])

@@ -71,10 +71,22 @@ def test_trial_values_land_in_the_settings_and_the_original_is_untouched():
     assert SETTINGS["loss"]["class_weights"][4] == 20.0 and SETTINGS["loss"]["gamma"] == 2.0
 
 
-def test_values_that_do_not_apply_are_not_searched():
-    settings = {**SETTINGS, "loss": {"name": "dice", "class_weights": "inverse_frequency"}}
+@pytest.mark.parametrize(
+    ("loss", "searched_in_the_loss"),
+    [
+        ({"name": "dice", "class_weights": "inverse_frequency"}, []),
+        (
+            {"name": "sparse_categorical_crossentropy", "class_weights": [0, 1, 1, 1, 5]},
+            ["big_rock_weight"],
+        ),
+        ({"name": "focal", "class_weights": "inverse_frequency"}, ["focal_gamma"]),
+        ({"name": "focal", "class_weights": [1, 5]}, ["focal_gamma"]),  # the binary helper's
+    ],
+)
+def test_values_that_do_not_apply_are_not_searched(loss, searched_in_the_loss):
+    settings = {**SETTINGS, "loss": loss}
     _, drawn = trial_settings(lambda name, low, high, log_scale: low, settings, SPACE)
-    assert sorted(drawn) == ["learning_rate", "weight_decay"]
+    assert sorted(drawn) == sorted(["learning_rate", "weight_decay", *searched_in_the_loss])
 
 
 def test_the_best_values_are_written_as_the_variants_config_entries():

@@ -77,6 +77,41 @@ def test_class_weights_of_the_right_length_or_computed_pass():
         assert member["loss"] == variant["loss"]
 
 
+def test_members_take_the_shared_then_the_variants_then_their_own_settings():
+    config = {
+        "training": {**TRAINING, "learning_rate": 0.001, "epochs": 10},
+        "variants": {
+            "v": {
+                "architecture": "unet",
+                "params": {"filters": [8]},
+                "loss": {"name": "focal"},
+                "training": {"learning_rate": 0.01},
+                "members": [
+                    {},
+                    {
+                        "architecture": "multipath",
+                        "params": {"filters": [4]},
+                        "loss": {"name": "dice"},
+                        "training": {"epochs": 3},
+                    },
+                    {"seed_offset": 7},
+                ],
+            }
+        },
+    }
+    members = resolve_members(config, "v")
+    assert [m["training"] for m in members] == [
+        {**TRAINING, "learning_rate": 0.01, "epochs": 10},
+        {**TRAINING, "learning_rate": 0.01, "epochs": 3},
+        {**TRAINING, "learning_rate": 0.01, "epochs": 10},
+    ]
+    assert [m["architecture"] for m in members] == ["unet", "multipath", "unet"]
+    assert [m["params"] for m in members] == [{"filters": [8]}, {"filters": [4]}, {"filters": [8]}]
+    assert [m["loss"] for m in members] == [{"name": "focal"}, {"name": "dice"}, {"name": "focal"}]
+    assert [m["seed_offset"] for m in members] == [0, 1000, 7]
+    assert [m["target"] for m in members] == ["classes"] * 3
+
+
 BINARY_LOSS = {"name": "focal", "class_weights": [1, 10]}
 
 

@@ -276,7 +276,7 @@ def _tiny_config(**changes):
         ),
         (
             {"raw_data": "/nonexistent/mars_for_students.npz"},
-            "Missing input files|/nonexistent/mars_for_students.npz",
+            r"config: raw_data '/nonexistent/mars_for_students.npz' does not exist\. Fix: set",
         ),
     ],
 )

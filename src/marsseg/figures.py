@@ -205,7 +205,7 @@ def plot_class_distribution(labelled_npz: str, filtered_npz: str, out_png: str) 
 
 def plot_outlier_summary(
     outliers_json: str, labelled_npz: str, out_png: str, max_group_size: int, n_groups: int = 3
-) -> None:
+) -> Figure:
     """The outlier filter: sizes of the largest groups of identical masks against the threshold,
     and the first image and mask of each dropped group (up to `n_groups`)."""
     summary = load_json(outliers_json)
@@ -242,3 +242,4 @@ def plot_outlier_summary(
         fontsize=10,
     )
     _save(figure, out_png)
+    return figure
