@@ -119,9 +119,9 @@ def test_loss_serialises_and_round_trips():
     [
         ({"name": "tversky"}, "tversky"),
         ({"name": "focal", "alpha": 0.25}, "alpha"),
-        ({"name": "focal", "class_weights": [1, 1]}, "class_weights must be 5 non-negative"),
-        ({"name": "dice", "class_weights": [0, 1, 1, -1, 1]}, "5 non-negative numbers, got"),
-        ({"name": "focal", "gamma": -0.5}, "gamma must be >= 0, got -0.5"),
+        ({"name": "focal", "class_weights": [1, 1]}, "class_weights must be 5 finite non-negative"),
+        ({"name": "dice", "class_weights": [0, 1, 1, -1, 1]}, "5 finite non-negative numbers, got"),
+        ({"name": "focal", "gamma": -0.5}, "gamma must be a finite number >= 0, got -0.5"),
         ({"name": "focal", "class_weights": "inverse_frequency"}, "inverse_frequency"),
         ({"name": "combined"}, "components"),
         ({"name": "focal", "class_weights": [1, 1, 1, 1, float("nan")]}, "finite non-negative"),
