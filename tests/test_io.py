@@ -51,6 +51,9 @@ def bad_inputs():
     normalised = course_arrays()
     normalised["training_set"][:, 0] /= 255
     normalised["test_set"] /= 255
+    cast = course_arrays(dtype=np.uint8)  # normalised, then rounded to uint8: 0 and 1 only
+    cast["training_set"][:, 0] = np.rint(cast["training_set"][:, 0] / 255)
+    cast["test_set"] = np.rint(cast["test_set"] / 255).astype(np.uint8)
     durations = course_arrays()
     durations["test_set"] = durations["test_set"].astype("timedelta64[s]")
     return {
@@ -84,7 +87,11 @@ def bad_inputs():
             {"training_set": base["training_set"], "test_set": base["test_set"][:0]},
             "'test_set' holds no images.*Fix: give the test images",
         ),
-        "images normalised to 0-1": (normalised, "looks normalised to 0-1. Fix: .*multiply by 255"),
+        "images normalised to 0-1": (normalised, "looks normalised to 0-1. Fix: .*multiply"),
+        "images normalised to 0-1, cast to uint8": (
+            cast,
+            r"'training_set\[:, 0\] \(images\)' has grey levels from 0 to 1: it looks normalised",
+        ),
         "timedelta": (durations, "timedelta64.*not numeric"),
     }
 
@@ -214,7 +221,7 @@ def test_images_are_checked_and_rounded_a_chunk_at_a_time(monkeypatch):
     np.testing.assert_array_equal(
         validate_images("test_set", images), np.rint(images).astype(np.uint8)
     )
-    normalised_last = np.zeros((5, 64, 128))  # only the last chunk is off: still refused
+    normalised_last = np.zeros((5, 64, 128))  # only the last image is off: still refused
     normalised_last[4, 0, 0] = 0.5
     with pytest.raises(InputError, match="normalised to 0-1"):
         validate_images("test_set", normalised_last)

@@ -275,6 +275,11 @@ def _tiny_config(**changes):
             r"inverse_frequency",
         ),
         (
+            {"split": {"leaky": True}, "augmentation": {"steps": [{"name": "rotate180"}]}},
+            r"split.leaky is true, but augmentation.steps \['rotate180'\] make no copies .* "
+            r"Fix: add `- name: flips`",
+        ),
+        (
             {"raw_data": "/nonexistent/mars_for_students.npz"},
             r"config: raw_data '/nonexistent/mars_for_students.npz' does not exist\. Fix: set",
         ),
@@ -412,6 +417,7 @@ def test_every_variant_ensemble_and_big_rock_helper(tmp_path):
             ["experiments/background_levers.yaml", "experiments/single_unet_to_convergence.yaml"],
             {"unet/seed42/member0"},
         ),
+        (["profiles/cpu-demo/demo.yaml", "experiments/leaky_split.yaml"], {"unet/seed42/member0"}),
     ],
 )
 def test_shipped_config_overlays_plan_the_runs_they_describe(tmp_path, overlays, trained):

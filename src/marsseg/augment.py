@@ -210,6 +210,23 @@ def check_steps(steps: list[dict]) -> None:
             _check_step_value(name, key, value, known[key])
 
 
+# The steps that add copies of each image (the others change images in place).
+COPYING_STEPS = ("flips",)
+
+
+def check_leaky_split(leaky: bool, steps: list[dict]) -> None:
+    """The leaky ablation splits after augmentation so that copies of one image land on both
+    sides: refused when no step makes copies, as it would then measure nothing."""
+    names = [step.get("name") for step in steps]
+    if leaky and not any(name in COPYING_STEPS for name in names):
+        raise InputError(
+            f"config: split.leaky is true, but augmentation.steps {names} make no copies of an "
+            "image (only flips does), so nothing leaks across the split and the ablation "
+            "measures nothing. Fix: add `- name: flips` to augmentation.steps, or set "
+            "split.leaky: false."
+        )
+
+
 # Highest values: a probability or a fraction of a side is at most 1; a contrast factor below 0
 # (max_factor over 1) would invert the grey levels; an offset over 255 turns every image white
 # or black. max_rocks is a whole count of at least 1; cutmix's box is at least a pixel a side, so

@@ -111,17 +111,17 @@ def validate_images(name: str, images: np.ndarray) -> np.ndarray:
             f"'{name}' has grey levels from {low:.10g} to {high:.10g}, outside 0-255. "
             "Fix: give 8-bit grey levels (0-255), as in the course file; do not pre-normalise."
         )
-    maybe_normalised = high <= 1 and np.issubdtype(images.dtype, np.floating)
+    # No stack of 8-bit tiles is brightest at grey level 1: whatever its dtype (0-1 floats cast
+    # to uint8 hold 0 and 1 only), it was normalised. All black (0 to 0) is taken as it is.
+    if 0 < high <= 1:
+        raise InputError(
+            f"'{name}' has grey levels from {low:.10g} to {high:.10g}: it looks normalised to 0-1. "
+            "Fix: give 8-bit grey levels (0-255), as in the course file (multiply the 0-1 floats "
+            "by 255, before any rounding or cast to integers)."
+        )
     as_uint8 = np.empty(images.shape, dtype=np.uint8)
     for start in range(0, len(images), CHUNK_IMAGES):
-        chunk = images[start : start + CHUNK_IMAGES]
-        rounded = np.rint(chunk)
-        if maybe_normalised and not np.array_equal(chunk, rounded):
-            raise InputError(
-                f"'{name}' has grey levels from {low:.10g} to {high:.10g}: it looks normalised to 0-1. "
-                "Fix: give 8-bit grey levels (0-255), as in the course file (multiply by 255)."
-            )
-        as_uint8[start : start + CHUNK_IMAGES] = rounded
+        as_uint8[start : start + CHUNK_IMAGES] = np.rint(images[start : start + CHUNK_IMAGES])
     return as_uint8
 
 

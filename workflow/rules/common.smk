@@ -9,7 +9,7 @@ from snakemake.utils import validate
 # workflow/scripts/marsseg, a link to src/marsseg, as Snakemake puts a script's folder on sys.path.
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
-from marsseg.augment import check_steps  # noqa: E402
+from marsseg.augment import check_leaky_split, check_steps  # noqa: E402
 from marsseg.config_errors import check_finite, schema_error_message  # noqa: E402
 from marsseg.models import (  # noqa: E402
     ARCHITECTURE_NAMES,
@@ -142,6 +142,7 @@ SCORED_VARIANTS = [name for name in VARIANTS if name not in HELPERS]
 check_raw_data()
 check_variants()
 check_steps(config["augmentation"]["steps"])
+check_leaky_split(config["split"]["leaky"], config["augmentation"]["steps"])
 
 # What this run predicts, scores and tables (Big Rock helpers are trained on demand only).
 PREDICTED = [
